@@ -1,0 +1,63 @@
+"""Fixtures shared by every test: clients, a real local OIDC issuer, service availability."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from rest_framework.test import APIClient
+
+from issuers.devissuer import DevIssuer, SigningKey
+from tests.factories import MembershipFactory, OrganizationFactory, make_token
+from trustportal.models import Organization, Role, User
+
+INTEGRATION = bool(os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL"))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if INTEGRATION:
+        return
+    skip = pytest.mark.skip(reason="integration: set DATABASE_URL and REDIS_URL (see .ci/run)")
+    for item in items:
+        if "integration" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def _issuer_key() -> SigningKey:
+    # RSA key generation is slow; one key per test session is plenty for most tests.
+    return SigningKey.generate("RS256", kid="test-key-1")
+
+
+@pytest.fixture
+def local_issuer(_issuer_key: SigningKey) -> Iterator[DevIssuer]:
+    """A real OIDC issuer on 127.0.0.1 (discovery, JWKS, token minting, request log)."""
+    issuer = DevIssuer(keys=[_issuer_key])
+    with issuer:
+        yield issuer
+
+
+@pytest.fixture
+def api_client() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def org(db: None) -> Organization:
+    return OrganizationFactory(login="acme", name="ACME Corp")
+
+
+@pytest.fixture
+def org_admin(org: Organization) -> User:
+    return MembershipFactory(organization=org, role=Role.ADMIN, user__username="alice").user
+
+
+@pytest.fixture
+def admin_token(org: Organization) -> str:
+    return make_token("organization", organization=org, permission="admin", name="ci")
+
+
+def auth(client: APIClient, token: str, scheme: str = "token") -> APIClient:
+    client.credentials(HTTP_AUTHORIZATION=f"{scheme} {token}")
+    return client

@@ -1,0 +1,64 @@
+"""factory_boy factories for the domain model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import factory
+from factory.django import DjangoModelFactory
+
+from tokens.services import token_create
+from trustportal.models import Membership, Organization, Role, Runner, Team, User
+
+PASSWORD = "correct horse battery staple"
+
+
+class UserFactory(DjangoModelFactory[User]):
+    class Meta:
+        model = User
+        django_get_or_create = ("username",)
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda u: f"{u.username}@example.test")
+    password = factory.django.Password(PASSWORD)
+
+
+class OrganizationFactory(DjangoModelFactory[Organization]):
+    class Meta:
+        model = Organization
+        django_get_or_create = ("login",)
+
+    login = factory.Sequence(lambda n: f"org{n}")
+    name = factory.LazyAttribute(lambda o: f"{o.login.title()} Inc.")
+
+
+class MembershipFactory(DjangoModelFactory[Membership]):
+    class Meta:
+        model = Membership
+
+    organization = factory.SubFactory(OrganizationFactory)
+    user = factory.SubFactory(UserFactory)
+    role = Role.MEMBER
+
+
+class TeamFactory(DjangoModelFactory[Team]):
+    class Meta:
+        model = Team
+
+    organization = factory.SubFactory(OrganizationFactory)
+    name = factory.Sequence(lambda n: f"team{n}")
+
+
+class RunnerFactory(DjangoModelFactory[Runner]):
+    class Meta:
+        model = Runner
+
+    organization = factory.SubFactory(OrganizationFactory)
+    name = factory.Sequence(lambda n: f"runner{n}")
+
+
+def make_token(token_type: str = "organization", **kwargs: Any) -> str:
+    """Create a token through the service (as production does) and return its plaintext."""
+    if token_type in ("organization",) and "organization" not in kwargs:
+        kwargs["organization"] = OrganizationFactory()
+    return token_create(token_type=token_type, **kwargs)[1]

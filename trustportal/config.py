@@ -1,0 +1,103 @@
+"""The TRUSTPORTAL_* settings as one typed value, read once from the environment."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+ENVIRONMENTS = ("production", "development", "test")
+LOOPBACK_NETWORKS: tuple[IPNetwork, ...] = (
+    ipaddress.ip_network("127.0.0.0/8"),
+    ipaddress.ip_network("::1/128"),
+)
+
+
+class ConfigError(ValueError):
+    """A TRUSTPORTAL_* variable has a value the service cannot use."""
+
+
+def parse_bool(name: str, value: str | None, *, default: bool) -> bool:
+    """Parse a boolean environment variable; refuses anything but the usual spellings."""
+    if value is None or value.strip() == "":
+        return default
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, not {value!r}")
+
+
+def parse_networks(name: str, value: str | None) -> tuple[IPNetwork, ...]:
+    """Parse a comma-separated list of CIDRs."""
+    if not value:
+        return ()
+    networks = []
+    for item in value.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError as exc:
+            raise ConfigError(f"{name}: {item!r} is not a network in CIDR form") from exc
+    return tuple(networks)
+
+
+@dataclass(frozen=True)
+class TrustPortalConfig:
+    """Everything the service reads from TRUSTPORTAL_* variables."""
+
+    environment: str = "production"
+    allow_http_issuers: bool = False
+    issuer_allowed_networks: tuple[IPNetwork, ...] = ()
+    issuer_ca_bundle: str | None = None
+    secrets_key: str | None = None
+    audience_prefix: str = "urn:pulumi:org:"
+    public_url: str = "http://127.0.0.1:8000"
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    def non_loopback_networks(self) -> tuple[IPNetwork, ...]:
+        """The allowed issuer networks that are not entirely loopback."""
+        return tuple(
+            net
+            for net in self.issuer_allowed_networks
+            if not any(
+                net.version == lo.version and net.subnet_of(lo)  # type: ignore[arg-type]
+                for lo in LOOPBACK_NETWORKS
+            )
+        )
+
+
+def load_config(environ: Mapping[str, str] = os.environ) -> TrustPortalConfig:
+    """Build the configuration from environment variables, refusing malformed values."""
+    environment = environ.get("TRUSTPORTAL_ENV", "production").strip().lower()
+    if environment not in ENVIRONMENTS:
+        raise ConfigError(f"TRUSTPORTAL_ENV must be one of {', '.join(ENVIRONMENTS)}")
+    ca_bundle = environ.get("TRUSTPORTAL_ISSUER_CA_BUNDLE") or None
+    if ca_bundle is not None and not Path(ca_bundle).is_file():
+        raise ConfigError(f"TRUSTPORTAL_ISSUER_CA_BUNDLE: no file at {ca_bundle}")
+    return TrustPortalConfig(
+        environment=environment,
+        allow_http_issuers=parse_bool(
+            "TRUSTPORTAL_ALLOW_HTTP_ISSUERS",
+            environ.get("TRUSTPORTAL_ALLOW_HTTP_ISSUERS"),
+            default=False,
+        ),
+        issuer_allowed_networks=parse_networks(
+            "TRUSTPORTAL_ISSUER_ALLOWED_NETWORKS",
+            environ.get("TRUSTPORTAL_ISSUER_ALLOWED_NETWORKS"),
+        ),
+        issuer_ca_bundle=ca_bundle,
+        secrets_key=environ.get("TRUSTPORTAL_SECRETS_KEY") or None,
+        audience_prefix=environ.get("TRUSTPORTAL_AUDIENCE_PREFIX") or "urn:pulumi:org:",
+        public_url=(environ.get("TRUSTPORTAL_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),
+    )

@@ -1,0 +1,41 @@
+"""Reads about organizations and who may see them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.contrib.auth.models import AnonymousUser
+from django.db.models import QuerySet
+
+from trustportal.models import Membership, Organization, Role, User
+
+READ_ROLES = (Role.ADMIN, Role.AUDITOR)
+
+
+def organizations_for_user(
+    user: User | AnonymousUser, *, roles: Iterable[str] | None = None
+) -> QuerySet[Organization]:
+    """The organizations where `user` holds one of `roles` (any if None; all for superusers)."""
+    if not user.is_authenticated:
+        return Organization.objects.none()
+    if user.is_superuser:
+        return Organization.objects.all()
+    memberships = Membership.objects.filter(user=user)
+    if roles is not None:
+        memberships = memberships.filter(role__in=list(roles))
+    return Organization.objects.filter(pk__in=memberships.values("organization_id"))
+
+
+def role_of(user: User, organization: Organization) -> str | None:
+    """The user's role in the organization, or None when they do not belong to it."""
+    membership = (
+        Membership.objects.filter(user=user, organization=organization)
+        .values_list("role", flat=True)
+        .first()
+    )
+    return membership
+
+
+def memberships_of(user: User) -> QuerySet[Membership]:
+    """A user's memberships with their organizations, for the landing page."""
+    return Membership.objects.filter(user=user).select_related("organization")

@@ -1,0 +1,31 @@
+"""URL configuration: the portal pages, the admin and the API."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import URLPattern, URLResolver, include, path
+from drf_spectacular.views import SpectacularAPIView
+
+from trustportal import views
+
+api_patterns: list[URLPattern | URLResolver] = [
+    path("", include("tokens.urls")),
+    path("", include("trustportal.api_urls")),
+    path("openapi.json", SpectacularAPIView.as_view(), name="openapi-schema"),
+]
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(redirect_authenticated_user=True),
+        name="login",
+    ),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+    path("api/", include(api_patterns)),
+]
+
+handler404 = "trustportal.views.not_found"
+handler500 = "trustportal.views.internal_error"

@@ -1,0 +1,30 @@
+"""Pages of the portal shell: the landing page and JSON error pages for the API."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.defaults import page_not_found, server_error
+
+from trustportal.errors import json_not_found, json_server_error
+from trustportal.selectors import memberships_of
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    """The signed-in user's organizations and where to go next."""
+    memberships = memberships_of(request.user)  # type: ignore[arg-type]
+    return render(request, "trustportal/home.html", {"memberships": memberships})
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if request.path.startswith("/api/"):
+        return json_not_found(request, exception)
+    return page_not_found(request, exception)
+
+
+def internal_error(request: HttpRequest) -> HttpResponse:
+    if request.path.startswith("/api/"):
+        return json_server_error(request)
+    return server_error(request)
