@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+import ipaddress
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from rest_framework.test import APIClient
 
 from issuers.devissuer import DevIssuer, SigningKey
+from issuers.http import OutboundPolicy
+from issuers.services import Outbound
 from tests.factories import MembershipFactory, OrganizationFactory, make_token
 from trustportal.models import Organization, Role, User
 
@@ -61,3 +66,20 @@ def admin_token(org: Organization) -> str:
 def auth(client: APIClient, token: str, scheme: str = "token") -> APIClient:
     client.credentials(HTTP_AUTHORIZATION=f"{scheme} {token}")
     return client
+
+
+LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+
+
+@pytest.fixture
+def outbound() -> Outbound:
+    """The outbound guard as `make run` configures it: http and loopback allowed."""
+    return Outbound(policy=OutboundPolicy(allow_http=True, allowed_networks=LOOPBACK))
+
+
+@pytest.fixture
+def allow_local_issuers(settings: Any) -> None:
+    """Let views and tasks (which read settings) reach the local issuer on 127.0.0.1."""
+    settings.TRUSTPORTAL = dataclasses.replace(
+        settings.TRUSTPORTAL, allow_http_issuers=True, issuer_allowed_networks=LOOPBACK
+    )

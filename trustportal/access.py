@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from enum import Enum
 
+from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
 from rest_framework.request import Request
 
 from tokens.principal import Principal
 from trustportal.errors import Forbidden, NotFound
-from trustportal.models import Organization, Role
+from trustportal.models import Organization, Role, User
+from trustportal.selectors import role_of
 
 
 class Need(Enum):
@@ -39,8 +43,36 @@ def organization_for(request: Request, login: str, need: Need) -> Organization:
     role = principal.role_in(organization)
     if role is None:
         raise NotFound(f"Organization '{login}' not found.")
-    if need is Need.ADMIN and role != Role.ADMIN:
-        raise Forbidden("This needs an organization admin token.")
-    if need is Need.READ_CONFIGURATION and role not in (Role.ADMIN, Role.AUDITOR):
-        raise Forbidden("This needs an organization admin or auditor.")
+    problem = _shortfall(role, need)
+    if problem is not None:
+        raise Forbidden(problem)
     return organization
+
+
+def _shortfall(role: str, need: Need) -> str | None:
+    """Why `role` is not enough for `need`, or None when it is."""
+    if need is Need.ADMIN and role != Role.ADMIN:
+        return "This needs an organization admin."
+    if need is Need.READ_CONFIGURATION and role not in (Role.ADMIN, Role.AUDITOR):
+        return "This needs an organization admin or auditor."
+    return None
+
+
+def organization_for_user(
+    user: User | AnonymousUser, login: str, need: Need
+) -> tuple[Organization, str]:
+    """For pages: the organization and the signed-in user's role in it, as `need` requires.
+
+    Answers 404 for an organization the user does not belong to (as if it did not exist) and 403
+    when their role is not enough. Superusers act as admins everywhere.
+    """
+    organization = Organization.objects.filter(login=login).first()
+    if organization is None or not user.is_authenticated:
+        raise Http404("No such organization.")
+    role = Role.ADMIN if user.is_superuser else role_of(user, organization)
+    if role is None:
+        raise Http404("No such organization.")
+    problem = _shortfall(role, need)
+    if problem is not None:
+        raise PermissionDenied(problem)
+    return organization, role

@@ -236,3 +236,13 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("TRUSTPORTAL_LOG_LEVEL", "INFO")},
     "loggers": {"django.request": {"level": "ERROR"}},
 }
+
+CELERY_BEAT_SCHEDULE: dict[str, Any] = {
+    # Checked every minute; each issuer is refreshed when its own interval (Cache-Control
+    # max-age within 5 min-24 h, default 15 min) is due.
+    "refresh-due-issuer-keys": {"task": "issuers.tasks.refresh_due_issuer_keys", "schedule": 60.0},
+    "report-issuer-warnings": {
+        "task": "issuers.tasks.report_issuer_warnings",
+        "schedule": 24 * 60 * 60.0,
+    },
+}

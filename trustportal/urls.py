@@ -12,6 +12,7 @@ from trustportal import views
 api_patterns: list[URLPattern | URLResolver] = [
     path("", include("tokens.urls")),
     path("", include("trustportal.api_urls")),
+    path("", include("issuers.urls")),
     path("openapi.json", SpectacularAPIView.as_view(), name="openapi-schema"),
 ]
 
@@ -24,6 +25,7 @@ urlpatterns = [
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    path("orgs/<str:org>/issuers/", include("issuers.page_urls")),
     path("api/", include(api_patterns)),
 ]
 

@@ -8,12 +8,12 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from django.db import connection
 
 from tests.factories import OrganizationFactory
+from tests.integration.conftest import process_env
 from trustportal.celery import app
 from trustportal.tasks import ping
 
@@ -21,20 +21,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _database_url() -> str:
-    """The URL of the database this test uses (pytest-django's test database)."""
-    s = connection.settings_dict
-    user = quote(s.get("USER") or "")
-    password = f":{quote(s['PASSWORD'])}" if s.get("PASSWORD") else ""
-    auth = f"{user}{password}@" if user else ""
-    return f"postgres://{auth}{s.get('HOST') or '127.0.0.1'}:{s.get('PORT') or 5432}/{s['NAME']}"
-
-
 @pytest.fixture
 def worker() -> Iterator[str]:
     """A Celery worker in its own process, consuming a queue private to this test."""
     queue = f"test-{uuid.uuid4().hex}"
-    env = {**os.environ, "DATABASE_URL": _database_url(), "TRUSTPORTAL_ENV": "test"}
+    env = process_env()
     process = subprocess.Popen(
         [
             sys.executable,

@@ -51,6 +51,13 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         demo = demo_seed(state_dir=var)
 
+        def interrupt(signum: int, frame: object) -> None:
+            raise KeyboardInterrupt
+
+        # Ctrl-C, and a plain `kill`, stop everything, even when started with SIGINT ignored.
+        signal.signal(signal.SIGINT, interrupt)
+        signal.signal(signal.SIGTERM, interrupt)
+
         python = sys.executable
         bindir = Path(python).parent
         processes: list[tuple[str, subprocess.Popen[bytes]]] = []

@@ -1,0 +1,185 @@
+"""Issuer API (Pulumi paths and shapes): list, register, get, patch, delete, thumbprints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from issuers import selectors, services
+from issuers.models import Issuer
+from trustportal.access import Need, organization_for
+from trustportal.errors import BadRequest, NotFound
+
+
+def _time(value: Any) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def issuer_json(issuer: Issuer, *, detail: bool = False) -> dict[str, Any]:
+    """The Pulumi issuer shape plus our own fields (audiences, algorithms, health, keys)."""
+    body: dict[str, Any] = {
+        "id": str(issuer.pk),
+        "name": issuer.name,
+        "url": issuer.url,
+        "issuer": issuer.issuer,
+        "thumbprints": list(issuer.thumbprints),
+        "jwks": issuer.static_jwks,
+        "maxExpiration": issuer.max_expiration,
+        "created": _time(issuer.created),
+        "modified": _time(issuer.modified),
+        "lastUsed": _time(issuer.last_used),
+        "audiences": list(issuer.audiences),
+        "algorithms": list(issuer.algorithms),
+        "singleUse": issuer.single_use,
+        "enabled": issuer.enabled,
+        "health": {
+            "lastFetch": _time(issuer.last_fetch_at),
+            "lastSuccess": _time(issuer.last_success_at),
+            "lastError": issuer.last_error or None,
+            "nextRefresh": _time(issuer.next_refresh_at),
+            "certificateExpires": _time(issuer.cert_not_after),
+            "warnings": [
+                {"code": w.code, "message": w.message}
+                for w in selectors.issuer_warnings(issuer, timezone.now())
+            ],
+        },
+    }
+    if detail:
+        body["keys"] = [
+            {
+                "kid": k.kid,
+                "kty": k.kty,
+                "alg": k.alg or None,
+                "size": k.size,
+                "firstSeen": _time(k.first_seen),
+                "lastSeen": _time(k.last_seen),
+                "removed": _time(k.removed_at),
+            }
+            for k in selectors.issuer_keys(issuer)
+        ]
+    return body
+
+
+def _body(request: Request) -> dict[str, Any]:
+    if not isinstance(request.data, dict):
+        raise BadRequest("The body must be a JSON object.")
+    return dict(request.data)
+
+
+def _issuer(request: Request, org: str, issuer_id: str, need: Need) -> Issuer:
+    organization = organization_for(request, org, need)
+    issuer = selectors.issuer_of(organization, issuer_id)
+    if issuer is None:
+        raise NotFound(f"Issuer '{issuer_id}' not found.")
+    return issuer
+
+
+class IssuerRegistrationSerializer(serializers.Serializer[Any]):
+    name = serializers.CharField(required=False)
+    url = serializers.CharField()
+    thumbprints = serializers.ListField(child=serializers.CharField(), required=False)
+    jwks = serializers.DictField(required=False, allow_null=True)
+    maxExpiration = serializers.IntegerField(required=False)
+    audiences = serializers.ListField(child=serializers.CharField(), required=False)
+    algorithms = serializers.ListField(child=serializers.CharField(), required=False)
+    singleUse = serializers.BooleanField(required=False)
+
+
+class IssuerSerializer(serializers.Serializer[Any]):
+    id = serializers.CharField()
+    name = serializers.CharField()
+    url = serializers.CharField()
+    issuer = serializers.CharField()
+    thumbprints = serializers.ListField(child=serializers.CharField())
+    jwks = serializers.DictField(allow_null=True)
+    maxExpiration = serializers.IntegerField()
+    created = serializers.CharField()
+    modified = serializers.CharField()
+    lastUsed = serializers.CharField(allow_null=True)
+    audiences = serializers.ListField(child=serializers.CharField())
+    algorithms = serializers.ListField(child=serializers.CharField())
+    singleUse = serializers.BooleanField()
+    enabled = serializers.BooleanField()
+    health = serializers.DictField()
+
+
+class IssuerListSerializer(serializers.Serializer[Any]):
+    oidcIssuers = IssuerSerializer(many=True)
+
+
+class IssuerListApi(APIView):
+    """`GET|POST /api/orgs/{org}/oidc/issuers`."""
+
+    @extend_schema(responses=IssuerListSerializer, operation_id="listOidcIssuers")
+    def get(self, request: Request, org: str) -> Response:
+        organization = organization_for(request, org, Need.READ_CONFIGURATION)
+        return Response(
+            {"oidcIssuers": [issuer_json(i) for i in selectors.issuers_of(organization)]}
+        )
+
+    @extend_schema(
+        request=IssuerRegistrationSerializer,
+        responses=IssuerSerializer,
+        operation_id="registerOidcIssuer",
+    )
+    def post(self, request: Request, org: str) -> Response:
+        organization = organization_for(request, org, Need.ADMIN)
+        data = _body(request)
+        issuer = services.issuer_register(
+            organization=organization,
+            url=data.get("url"),
+            name=data.get("name"),
+            thumbprints=data.get("thumbprints"),
+            jwks=data.get("jwks"),
+            max_expiration=data.get("maxExpiration"),
+            audiences=data.get("audiences"),
+            algorithms=data.get("algorithms"),
+            single_use=data.get("singleUse") is True,
+            outbound=services.default_outbound(),
+        )
+        return Response(issuer_json(issuer, detail=True), status=201)
+
+
+class IssuerDetailApi(APIView):
+    """`GET|PATCH|DELETE /api/orgs/{org}/oidc/issuers/{issuerId}`."""
+
+    @extend_schema(responses=IssuerSerializer, operation_id="getOidcIssuer")
+    def get(self, request: Request, org: str, issuer_id: str) -> Response:
+        issuer = _issuer(request, org, issuer_id, Need.READ_CONFIGURATION)
+        return Response(issuer_json(issuer, detail=True))
+
+    @extend_schema(
+        request=IssuerRegistrationSerializer,
+        responses=IssuerSerializer,
+        operation_id="updateOidcIssuer",
+    )
+    def patch(self, request: Request, org: str, issuer_id: str) -> Response:
+        issuer = _issuer(request, org, issuer_id, Need.ADMIN)
+        issuer = services.issuer_update(
+            issuer=issuer, data=_body(request), outbound=services.default_outbound()
+        )
+        return Response(issuer_json(issuer, detail=True))
+
+    @extend_schema(responses={204: None}, operation_id="deleteOidcIssuer")
+    def delete(self, request: Request, org: str, issuer_id: str) -> Response:
+        issuer = _issuer(request, org, issuer_id, Need.ADMIN)
+        services.issuer_delete(issuer=issuer)
+        return Response(status=204)
+
+
+class RegenerateThumbprintsApi(APIView):
+    """`POST /api/orgs/{org}/oidc/issuers/{issuerId}/regenerate-thumbprints`."""
+
+    @extend_schema(request=None, responses=IssuerSerializer, operation_id="regenerateThumbprints")
+    def post(self, request: Request, org: str, issuer_id: str) -> Response:
+        issuer = _issuer(request, org, issuer_id, Need.ADMIN)
+        issuer = services.issuer_regenerate_thumbprints(
+            issuer=issuer, outbound=services.default_outbound()
+        )
+        return Response(issuer_json(issuer, detail=True))

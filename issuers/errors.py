@@ -1,0 +1,28 @@
+"""Errors of issuer registration and key lookup."""
+
+from __future__ import annotations
+
+from trustportal.errors import BadRequest, Conflict
+
+
+class IssuerInvalid(BadRequest):
+    """Registration or update input refused (400), with a message for the operator."""
+
+    reason = "issuer_invalid"
+
+    def __init__(self, message: str, *, reason: str = "issuer_invalid") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class IssuerConflict(Conflict):
+    reason = "issuer_conflict"
+
+
+class KeyLookupError(Exception):
+    """No usable verification key; `reason` is the exchange event's reason code."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
