@@ -27,7 +27,6 @@ import socket
 import ssl
 import threading
 import time
-import types
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -107,7 +106,9 @@ class FetchError(Exception):
     """
 
     def __init__(self, reason: str, message: str, *, status: int | None = None) -> None:
-        super().__init__(message)
+        # args carry (reason, message) so that serializers that rebuild exceptions as
+        # cls(*args) (pickle, Celery result backends) get an equivalent error back.
+        super().__init__(reason, message)
         self.reason = reason
         self.message = message
         self.status = status
@@ -119,6 +120,10 @@ class FetchError(Exception):
     def __repr__(self) -> str:
         """Show reason and message for logs; does not include chained exceptions."""
         return f"FetchError({self.reason!r}, {self.message!r})"
+
+    def __reduce__(self) -> tuple[type[FetchError], tuple[str, str], dict[str, Any]]:
+        """Pickle as (reason, message) plus status; does not keep the traceback."""
+        return (type(self), (self.reason, self.message), {"status": self.status})
 
 
 @dataclass(frozen=True)
@@ -688,12 +693,15 @@ def _request_headers(target: ParsedTarget, extra: Mapping[str, str] | None) -> d
 
 
 def _response_headers(response: http.client.HTTPResponse) -> Mapping[str, str]:
-    """Return headers with lower-case names, repeats joined by ', '; keeps no order."""
+    """Return headers with lower-case names, repeats joined by ', '; drops duplicates' order.
+
+    A plain dict (not a MappingProxyType) so that results can be pickled or cached.
+    """
     collected: dict[str, str] = {}
     for name, value in response.getheaders():
         key = name.lower()
         collected[key] = f"{collected[key]}, {value}" if key in collected else value
-    return types.MappingProxyType(collected)
+    return collected
 
 
 _JSON_MEDIA_TYPE = re.compile(r"application/(?:json|[a-z0-9!#$&^_.+-]+\+json)")

@@ -37,6 +37,7 @@ from issuers.models import (
     IssuerKey,
     KeyFetch,
 )
+from policies.services import policy_create_for_issuer
 from trustportal.config import TrustPortalConfig
 from trustportal.models import Organization
 
@@ -226,6 +227,7 @@ def issuer_register(
         with transaction.atomic():
             issuer = Issuer.objects.create(**fields)
             _record_keys(issuer, key_set, trigger="register", now=now, certificate=certificate)
+            policy_create_for_issuer(issuer=issuer, now=now)
     except IntegrityError as exc:  # a concurrent registration won the race
         raise IssuerConflict("this issuer or name is already registered") from exc
     return issuer

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from trustportal.errors import ApiError
+from typing import Any, ClassVar
+
+from trustportal.errors import ApiError, ServiceError
 
 
 class InvalidAccessToken(ApiError):
@@ -17,3 +19,71 @@ class InvalidAccessToken(ApiError):
 
     def headers(self) -> dict[str, str]:
         return {"WWW-Authenticate": "token"}
+
+
+class OAuthError(ServiceError):
+    """An RFC 6749 §5.2 error of the token endpoint.
+
+    The caller sees the OAuth `error`, a generic description, the stable `reason` code and the
+    request id — never which policy, rule or key check failed in more detail than the reason;
+    the exchange event keeps the full trace for the admin.
+    """
+
+    error: ClassVar[str] = "invalid_request"
+    description: ClassVar[str] = "The token exchange request was refused."
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(self.description)
+        self.reason = reason
+        self.detail = detail  # for the exchange event and logs only
+
+    def headers(self) -> dict[str, str]:
+        return {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+    def body(self, request_id: str) -> dict[str, Any]:
+        return {
+            "error": self.error,
+            "error_description": f"{self.description} (reason: {self.reason}, "
+            f"request id: {request_id})",
+            "reason": self.reason,
+            "request_id": request_id,
+        }
+
+
+class InvalidRequest(OAuthError):
+    error = "invalid_request"
+    description = "The request or its subject token was refused."
+
+
+class UnsupportedGrantType(OAuthError):
+    error = "unsupported_grant_type"
+    description = "Only the token-exchange grant type is supported."
+
+
+class InvalidTarget(OAuthError):
+    error = "invalid_target"
+    description = "The audience does not name an organization here."
+
+
+class InvalidScope(OAuthError):
+    error = "invalid_scope"
+    description = "The requested token type or scope is not granted."
+
+
+class RateLimited(OAuthError):
+    status = 429
+    error = "invalid_request"
+    description = "Too many token exchange attempts; retry later."
+
+    def __init__(self, reason: str, retry_after: int) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {**super().headers(), "Retry-After": str(self.retry_after)}
+
+
+class TemporarilyUnavailable(OAuthError):
+    status = 503
+    error = "temporarily_unavailable"
+    description = "The token exchange is temporarily unavailable; retry later."

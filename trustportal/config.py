@@ -60,6 +60,8 @@ class TrustPortalConfig:
     secrets_key: str | None = None
     audience_prefix: str = "urn:pulumi:org:"
     public_url: str = "http://127.0.0.1:8000"
+    rate_limit_per_ip: int = 600
+    rate_limit_per_subject: int = 120
 
     @property
     def is_production(self) -> bool:
@@ -100,4 +102,25 @@ def load_config(environ: Mapping[str, str] = os.environ) -> TrustPortalConfig:
         secrets_key=environ.get("TRUSTPORTAL_SECRETS_KEY") or None,
         audience_prefix=environ.get("TRUSTPORTAL_AUDIENCE_PREFIX") or "urn:pulumi:org:",
         public_url=(environ.get("TRUSTPORTAL_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),
+        rate_limit_per_ip=parse_int(
+            "TRUSTPORTAL_RATE_LIMIT_PER_IP", environ.get("TRUSTPORTAL_RATE_LIMIT_PER_IP"), 600
+        ),
+        rate_limit_per_subject=parse_int(
+            "TRUSTPORTAL_RATE_LIMIT_PER_SUBJECT",
+            environ.get("TRUSTPORTAL_RATE_LIMIT_PER_SUBJECT"),
+            120,
+        ),
     )
+
+
+def parse_int(name: str, value: str | None, default: int) -> int:
+    """A non-negative whole number (0 turns a limit off)."""
+    if value is None or not value.strip():
+        return default
+    try:
+        number = int(value)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a whole number, not {value!r}") from exc
+    if number < 0:
+        raise ConfigError(f"{name} must not be negative")
+    return number

@@ -6,9 +6,9 @@ import json
 from datetime import timedelta
 
 import jwt
-from cryptography.hazmat.primitives.asymmetric import ec
 import pytest
 import time_machine
+from cryptography.hazmat.primitives.asymmetric import ec
 from django.utils import timezone
 
 from issuers.devissuer import CannedResponse, DevIssuer, SigningKey

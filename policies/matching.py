@@ -1,0 +1,725 @@
+"""Trust-policy matching: compile policy definitions once, evaluate them against verified claims.
+
+Pure module (no Django): it knows the `AuthPolicyDefinition` JSON shape, the pattern and claim-path
+syntax of product spec §5 and the deny-wins / first-allow-grants evaluation order. It does not
+verify tokens, look up teams/users/runners, or decide whether a definition is *wise* (that is
+`policies.validation`); it only answers "which definition decides this request, and why".
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import math
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal, NewType
+
+__all__ = [
+    "DECISIONS",
+    "MAX_DEFINITIONS",
+    "ORGANIZATION_PERMISSIONS",
+    "SUBJECT_FIELDS",
+    "TOKEN_TYPES",
+    "ClaimPathError",
+    "CompiledDefinition",
+    "CompiledPolicy",
+    "CompiledRule",
+    "DefinitionTrace",
+    "Evaluation",
+    "Grant",
+    "Pattern",
+    "PatternError",
+    "PolicyError",
+    "RuleTrace",
+    "TokenRequest",
+    "VerifiedClaims",
+    "Wildcard",
+    "claim_values",
+    "compile_pattern",
+    "compile_policy",
+    "json_quote",
+    "parse_claim_path",
+]
+
+VerifiedClaims = NewType("VerifiedClaims", Mapping[str, Any])
+"""Claims of a subject token whose signature, issuer, audience and lifetime were verified.
+
+Evaluation accepts only this type so that a raw, unverified payload cannot reach it by accident;
+only the verifier (and the simulator, for pasted claims it labels as such) should construct it.
+"""
+
+Decision = Literal["allow", "deny"]
+Reason = Literal["allowed", "denied_by_policy", "no_matching_policy"]
+
+DECISIONS: Final = frozenset({"allow", "deny"})
+TOKEN_TYPES: Final = frozenset({"organization", "team", "personal", "runner"})
+ORGANIZATION_PERMISSIONS: Final = frozenset({"admin", "standard"})
+MAX_DEFINITIONS: Final = 1000
+# The definition field that names what a team/personal/runner token acts as, by token type.
+SUBJECT_FIELDS: Final[Mapping[str, str]] = {
+    "team": "teamName",
+    "personal": "userLogin",
+    "runner": "runnerID",
+}
+ADMIN: Final = "admin"
+STANDARD: Final = "standard"
+
+
+class PolicyError(ValueError):
+    """A policy definition, pattern or claim path that cannot be compiled."""
+
+    def __init__(self, message: str, path: str = "") -> None:
+        self.message = message
+        self.path = path
+        super().__init__(f"{path}: {message}" if path else message)
+
+    def at(self, path: str) -> PolicyError:
+        """Return the same error (same class) located at `path`, for callers that know where."""
+        return type(self)(self.message, path)
+
+
+class PatternError(PolicyError):
+    """A pattern with a bad escape or no characters."""
+
+
+class ClaimPathError(PolicyError):
+    """A claim path with an empty segment or unbalanced quotes."""
+
+
+# --------------------------------------------------------------------------------------------
+# Patterns
+
+
+class Wildcard(enum.Enum):
+    """The two wildcards of the pattern syntax."""
+
+    ONE = "?"  # exactly one character
+    ANY = "*"  # any run of characters, including none
+
+
+PatternElement = str | Wildcard
+_ESCAPABLE: Final = frozenset("*?\\")
+
+
+def _parse_pattern(pattern: str) -> tuple[PatternElement, ...]:
+    """Split a pattern into literal runs and wildcards; runs of `*` collapse into one."""
+    if not pattern:
+        raise PatternError("empty pattern (it could only ever match an empty value)")
+    elements: list[PatternElement] = []
+    literal: list[str] = []
+
+    def flush() -> None:
+        if literal:
+            elements.append("".join(literal))
+            literal.clear()
+
+    chars = iter(pattern)
+    for char in chars:
+        if char == "\\":
+            escaped = next(chars, None)
+            if escaped is None:
+                raise PatternError(
+                    f"{pattern!r} ends with a lone backslash (write \\\\ for a literal backslash)"
+                )
+            if escaped not in _ESCAPABLE:
+                raise PatternError(
+                    f"{pattern!r} has an unknown escape \\{escaped} "
+                    "(only \\*, \\? and \\\\ are escapes; every other character is literal as is)"
+                )
+            literal.append(escaped)
+        elif char == "*":
+            flush()
+            # `**` means the same as `*`; collapsing keeps the compiled matcher small.
+            if not elements or elements[-1] is not Wildcard.ANY:
+                elements.append(Wildcard.ANY)
+        elif char == "?":
+            flush()
+            elements.append(Wildcard.ONE)
+        else:
+            literal.append(char)
+    flush()
+    return tuple(elements)
+
+
+def _element_regex(element: PatternElement) -> str:
+    return "." if element is Wildcard.ONE else re.escape(str(element))
+
+
+def _build_regex(elements: tuple[PatternElement, ...]) -> re.Pattern[str]:
+    """Translate parsed elements into a regex that cannot backtrack catastrophically.
+
+    The text between two `*` has a fixed length, so matching each such middle segment at its
+    leftmost possible position is always safe (a later position only leaves less room for the
+    rest). An atomic group `(?>.*?segment)` commits to that leftmost position, which bounds the
+    work to O(len(value) * len(pattern)) instead of the exponential backtracking that a plain
+    `.*a.*a.*b` translation exhibits on long values.
+    """
+    segments: list[list[PatternElement]] = [[]]
+    for element in elements:
+        if element is Wildcard.ANY:
+            segments.append([])
+        else:
+            segments[-1].append(element)
+    texts = ["".join(_element_regex(e) for e in segment) for segment in segments]
+    if len(texts) == 1:
+        regex = texts[0]
+    else:
+        head, *middle, tail = texts
+        regex = head + "".join(f"(?>.*?{text})" for text in middle) + ".*" + tail
+    return re.compile(regex, re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """A compiled pattern: full-string, case-sensitive, with `*` and `?` as the only wildcards."""
+
+    source: str
+    elements: tuple[PatternElement, ...]
+    # None for a pattern without wildcards: plain string equality is all it needs.
+    _regex: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def is_literal(self) -> bool:
+        """True when the pattern has no wildcard, i.e. matches exactly one value."""
+        return all(isinstance(e, str) for e in self.elements)
+
+    @property
+    def literal_prefix(self) -> str:
+        """The unescaped text every matching value starts with (up to the first wildcard)."""
+        first = self.elements[0] if self.elements else ""
+        return first if isinstance(first, str) else ""
+
+    def matches(self, value: str) -> bool:
+        """Whether the whole of `value` matches; no case folding, trimming or normalisation."""
+        if self._regex is None:
+            return value == self.literal_prefix
+        return self._regex.fullmatch(value) is not None
+
+
+def compile_pattern(pattern: str) -> Pattern:
+    """Compile a policy pattern once; raises PatternError for an empty pattern or a bad escape.
+
+    It deliberately does not treat `.` as a wildcard nor `?` as "zero or one" (Pulumi's documented
+    meanings): a literal `.` in an organisation name must never match another character.
+    """
+    elements = _parse_pattern(pattern)
+    is_literal = all(isinstance(e, str) for e in elements)
+    return Pattern(pattern, elements, None if is_literal else _build_regex(elements))
+
+
+# --------------------------------------------------------------------------------------------
+# Claim paths and claim values
+
+
+def parse_claim_path(path: str) -> tuple[str, ...]:
+    """Split a claim path at dots, honouring double-quoted segments; raises ClaimPathError.
+
+    `"kubernetes.io".serviceaccount.name` -> ("kubernetes.io", "serviceaccount", "name").
+    A quoted segment must be a whole segment and cannot itself contain a double quote (no claim
+    name seen in practice needs one, and supporting escapes would make paths harder to read).
+    """
+    if not path:
+        raise ClaimPathError("empty claim path")
+    segments: list[str] = []
+    position = 0
+    while True:
+        if path.startswith('"', position):
+            closing = path.find('"', position + 1)
+            if closing < 0:
+                raise ClaimPathError(f"{path!r} has an unbalanced double quote")
+            segment = path[position + 1 : closing]
+            position = closing + 1
+            if position < len(path) and path[position] != ".":
+                raise ClaimPathError(
+                    f"{path!r}: a quoted segment must be followed by '.' or end the path"
+                )
+        else:
+            end = path.find(".", position)
+            end = len(path) if end < 0 else end
+            segment = path[position:end]
+            position = end
+            if '"' in segment:
+                raise ClaimPathError(
+                    f"{path!r}: double quotes must enclose a whole segment, "
+                    'e.g. "kubernetes.io".namespace'
+                )
+        if not segment:
+            raise ClaimPathError(f"{path!r} has an empty segment")
+        segments.append(segment)
+        if position == len(path):
+            return tuple(segments)
+        position += 1  # skip the dot
+        if position == len(path):
+            raise ClaimPathError(f"{path!r} has an empty segment")
+
+
+def _scalar_text(value: Any) -> str | None:
+    """Render a scalar claim as the text patterns see; None for anything that must never match."""
+    if isinstance(value, str):
+        return value
+    # bool is a subclass of int: test it first so True renders as "true", not "1".
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return None
+        # JSON does not distinguish 1047 from 1047.0; render whole numbers like integers.
+        return str(int(value)) if value.is_integer() else repr(value)
+    return None
+
+
+def claim_values(claims: Mapping[str, Any], path: tuple[str, ...]) -> tuple[str, ...] | None:
+    """Return the texts a rule compares for `path`; None when missing, null or an object.
+
+    A list claim yields each scalar element (objects, nulls and nested lists inside it are
+    skipped, so an empty tuple means "present but nothing comparable"). It deliberately does not
+    index into lists nor stringify objects: those never match.
+    """
+    node: Any = claims
+    for segment in path:
+        # The dict test is a fast path: verified claims are JSON-decoded dicts, and an ABC
+        # isinstance check costs several times more on every rule of every request.
+        if not isinstance(node, dict) and not isinstance(node, Mapping):
+            return None
+        node = node.get(segment)
+    if isinstance(node, (list, tuple)):
+        return tuple(text for text in map(_scalar_text, node) if text is not None)
+    text = _scalar_text(node)
+    return None if text is None else (text,)
+
+
+# --------------------------------------------------------------------------------------------
+# Requests, results and traces
+
+
+@dataclass(frozen=True)
+class TokenRequest:
+    """What the caller asks for: token type plus scope.
+
+    `scope` is None or "admin" for organization tokens, and the team name, user login or runner
+    name for team, personal and runner tokens. An empty string is treated like None.
+    """
+
+    token_type: str
+    scope: str | None
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What an allow grants: the identity the minted token acts as and, for org tokens, its role."""
+
+    definition_index: int
+    token_type: str
+    team: str | None
+    user: str | None
+    runner: str | None
+    permission: str | None  # organization: "admin", "standard" or a roleID
+
+
+@dataclass(frozen=True)
+class RuleTrace:
+    """How one rule fared: the values the claim held and the first pattern that matched one."""
+
+    claim: str  # the path as written in the definition
+    patterns: tuple[str, ...]
+    values: tuple[str, ...] | None  # None: claim missing, null or an object
+    matched: bool
+    matched_pattern: str | None
+    matched_value: str | None
+
+
+@dataclass(frozen=True)
+class DefinitionTrace:
+    """How one definition fared against the request and the claims (every rule is evaluated)."""
+
+    index: int
+    decision: Decision
+    token_type: str
+    fits_request: bool
+    fit_failure: str | None  # why the token type / team / user / runner / scope does not fit
+    applies: bool
+    rules: tuple[RuleTrace, ...]
+
+    @property
+    def failure(self) -> str | None:
+        """One line saying why the definition does not apply, or None when it does."""
+        if self.applies:
+            return None
+        if not self.rules:
+            return "no rules (a definition without rules never applies)"
+        if self.fit_failure is not None:
+            return self.fit_failure
+        failed = ", ".join(json_quote(r.claim) for r in self.rules if not r.matched)
+        return f"rules not matched: {failed}"
+
+
+def json_quote(text: str) -> str:
+    """Quote `text` like a JSON string, as error paths and messages show claim names."""
+    return json.dumps(text, ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The outcome of evaluating a policy for one request, with the trace that explains it."""
+
+    decision: Decision
+    reason: Reason
+    deciding_index: int | None
+    grant: Grant | None
+    trace: tuple[DefinitionTrace, ...] = ()
+
+    def trace_json(self) -> list[dict[str, Any]]:
+        """Return the trace as JSON-serialisable dicts (for the simulator and exchange events)."""
+        return [
+            {
+                "index": d.index,
+                "decision": d.decision,
+                "token_type": d.token_type,
+                "fits_request": d.fits_request,
+                "fit_failure": d.fit_failure,
+                "applies": d.applies,
+                "failure": d.failure,
+                "rules": [
+                    {
+                        "claim": r.claim,
+                        "patterns": list(r.patterns),
+                        "values": None if r.values is None else list(r.values),
+                        "matched": r.matched,
+                        "matched_pattern": r.matched_pattern,
+                        "matched_value": r.matched_value,
+                    }
+                    for r in d.rules
+                ],
+            }
+            for d in self.trace
+        ]
+
+
+# --------------------------------------------------------------------------------------------
+# Compiled policy
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    """One rule: a parsed claim path and its compiled patterns (any of them may match)."""
+
+    claim: str
+    path: tuple[str, ...]
+    patterns: tuple[Pattern, ...]
+
+    def first_match(self, values: tuple[str, ...] | None) -> tuple[Pattern, str] | None:
+        """Return the first (pattern, value) pair that matches, in pattern order, or None."""
+        for pattern in self.patterns:
+            for value in values or ():
+                if pattern.matches(value):
+                    return pattern, value
+        return None
+
+    def matches(self, claims: Mapping[str, Any]) -> bool:
+        """Whether any pattern matches any of the claim's values."""
+        return self.first_match(claim_values(claims, self.path)) is not None
+
+    def trace(self, claims: Mapping[str, Any]) -> RuleTrace:
+        """Evaluate the rule and keep every detail an operator needs to see why it failed."""
+        values = claim_values(claims, self.path)
+        hit = self.first_match(values)
+        return RuleTrace(
+            claim=self.claim,
+            patterns=tuple(p.source for p in self.patterns),
+            values=values,
+            matched=hit is not None,
+            matched_pattern=None if hit is None else hit[0].source,
+            matched_value=None if hit is None else hit[1],
+        )
+
+
+@dataclass(frozen=True)
+class CompiledDefinition:
+    """One definition, compiled: everything evaluation needs, with no parsing left to do."""
+
+    index: int
+    decision: Decision
+    token_type: str
+    subject: Pattern | None  # teamName / userLogin / runnerID pattern
+    permission: str | None  # organization only: "admin", "standard" or a roleID
+    rules: tuple[CompiledRule, ...]
+
+    @property
+    def grants_admin(self) -> bool:
+        """Whether this (organization) definition can grant an admin token."""
+        return self.permission == ADMIN
+
+    def fit_failure(self, request: TokenRequest) -> str | None:
+        """Return why this definition does not fit the request's token type and scope, or None."""
+        if self.token_type != request.token_type:
+            return (
+                f"tokenType is {json_quote(self.token_type)}, not {json_quote(request.token_type)}"
+            )
+        scope = request.scope or None
+        if self.token_type == "organization":
+            if scope not in (None, ADMIN):
+                return f"organization tokens have no scope {json_quote(scope or '')}"
+            # A deny blocks every organization request; only an allow must grant what is asked.
+            if scope == ADMIN and self.decision == "allow" and not self.grants_admin:
+                return "admin scope requested but this definition does not grant admin"
+            return None
+        field_name = SUBJECT_FIELDS[self.token_type]
+        if scope is None:
+            return f"the request names no {self.token_type} ({field_name} cannot match)"
+        assert self.subject is not None  # compile_policy guarantees it for these token types
+        if not self.subject.matches(scope):
+            return (
+                f"{field_name} {json_quote(self.subject.source)} does not match {json_quote(scope)}"
+            )
+        return None
+
+    def applies_fast(self, claims: Mapping[str, Any], request: TokenRequest) -> bool:
+        """Whether the definition applies, stopping at the first failure (the hot path)."""
+        return (
+            bool(self.rules)
+            and self.fit_failure(request) is None
+            and all(rule.matches(claims) for rule in self.rules)
+        )
+
+    def trace(self, claims: Mapping[str, Any], request: TokenRequest) -> DefinitionTrace:
+        """Evaluate fit and every rule, for the trace."""
+        fit_failure = self.fit_failure(request)
+        rules = tuple(rule.trace(claims) for rule in self.rules)
+        return DefinitionTrace(
+            index=self.index,
+            decision=self.decision,
+            token_type=self.token_type,
+            fits_request=fit_failure is None,
+            fit_failure=fit_failure,
+            applies=bool(rules) and fit_failure is None and all(r.matched for r in rules),
+            rules=rules,
+        )
+
+    def grant(self, request: TokenRequest) -> Grant:
+        """What this allow grants for a request it fits."""
+        scope = request.scope or None
+        return Grant(
+            definition_index=self.index,
+            token_type=self.token_type,
+            team=scope if self.token_type == "team" else None,
+            user=scope if self.token_type == "personal" else None,
+            runner=scope if self.token_type == "runner" else None,
+            permission=self.permission,
+        )
+
+
+def _conclude(
+    first_deny: CompiledDefinition | None,
+    first_allow: CompiledDefinition | None,
+    request: TokenRequest,
+    trace: tuple[DefinitionTrace, ...],
+) -> Evaluation:
+    """Turn the first applicable deny and allow into the decision (deny wins)."""
+    if first_deny is not None:
+        return Evaluation("deny", "denied_by_policy", first_deny.index, None, trace)
+    if first_allow is not None:
+        return Evaluation("allow", "allowed", first_allow.index, first_allow.grant(request), trace)
+    return Evaluation("deny", "no_matching_policy", None, None, trace)
+
+
+def _first(definitions: Iterable[CompiledDefinition]) -> CompiledDefinition | None:
+    return next(iter(definitions), None)
+
+
+@dataclass(frozen=True)
+class _PrefixIndex:
+    """Definitions keyed by the literal prefix their rule on `path` requires of the claim value."""
+
+    path: tuple[str, ...]
+    lengths: tuple[int, ...]  # the distinct prefix lengths, ascending
+    by_prefix: Mapping[str, tuple[CompiledDefinition, ...]]
+
+    def candidates(self, claims: Mapping[str, Any]) -> Iterator[CompiledDefinition]:
+        """Every definition whose keyed rule could match one of the claim's values."""
+        for value in claim_values(claims, self.path) or ():
+            for length in self.lengths:
+                if length > len(value):
+                    break
+                yield from self.by_prefix.get(value[:length], ())
+
+
+@dataclass(frozen=True)
+class _TypeGroup:
+    """The definitions of one token type that can apply, indexed to skip the hopeless ones.
+
+    A definition with a rule whose every pattern starts with literal text (`repo:acme/infra:*`,
+    `704117`) can only apply when the claim's value starts with that text, so it is filed under
+    that text and looked up with a few dictionary probes; only the others are always tried. This
+    is what keeps `decide` cost flat for a policy of many per-repository definitions.
+    """
+
+    always: tuple[CompiledDefinition, ...]
+    indexes: tuple[_PrefixIndex, ...]
+
+    def candidates(self, claims: Mapping[str, Any]) -> list[CompiledDefinition]:
+        """The definitions that might apply, in policy order."""
+        found = {d.index: d for d in self.always}
+        for index in self.indexes:
+            found.update((d.index, d) for d in index.candidates(claims))
+        return [found[i] for i in sorted(found)]
+
+
+def _group(definitions: Iterable[CompiledDefinition]) -> _TypeGroup:
+    always: list[CompiledDefinition] = []
+    keyed: dict[tuple[str, ...], dict[str, list[CompiledDefinition]]] = {}
+    for definition in definitions:
+        if not definition.rules:
+            continue  # never applies
+        rule = next(
+            (r for r in definition.rules if all(p.literal_prefix for p in r.patterns)), None
+        )
+        if rule is None:
+            always.append(definition)
+            continue
+        by_prefix = keyed.setdefault(rule.path, {})
+        for prefix in {p.literal_prefix for p in rule.patterns}:
+            by_prefix.setdefault(prefix, []).append(definition)
+    indexes = tuple(
+        _PrefixIndex(
+            path,
+            tuple(sorted({len(prefix) for prefix in by_prefix})),
+            {prefix: tuple(found) for prefix, found in by_prefix.items()},
+        )
+        for path, by_prefix in keyed.items()
+    )
+    return _TypeGroup(tuple(always), indexes)
+
+
+_NO_DEFINITIONS: Final = _TypeGroup((), ())
+
+
+@dataclass(frozen=True)
+class CompiledPolicy:
+    """An ordered list of compiled definitions, compiled once per policy version."""
+
+    definitions: tuple[CompiledDefinition, ...]
+    _groups: Mapping[str, _TypeGroup] = field(compare=False, repr=False)
+
+    def evaluate(self, claims: VerifiedClaims, request: TokenRequest) -> Evaluation:
+        """Decide the request and trace every definition and rule (simulator, exchange events)."""
+        trace = tuple(d.trace(claims, request) for d in self.definitions)
+        applicable = [d for d, t in zip(self.definitions, trace, strict=True) if t.applies]
+        return _conclude(
+            _first(d for d in applicable if d.decision == "deny"),
+            _first(d for d in applicable if d.decision == "allow"),
+            request,
+            trace,
+        )
+
+    def decide(self, claims: VerifiedClaims, request: TokenRequest) -> Evaluation:
+        """Decide the request like evaluate(), without a trace, touching only what it must.
+
+        Only definitions of the requested token type that the prefix index cannot rule out are
+        tried, each stopping at its first failing check; denies first, since any applicable deny
+        wins, then allows until the first that applies.
+        """
+        candidates = self._groups.get(request.token_type, _NO_DEFINITIONS).candidates(claims)
+        return _conclude(
+            _first(
+                d for d in candidates if d.decision == "deny" and d.applies_fast(claims, request)
+            ),
+            _first(
+                d for d in candidates if d.decision == "allow" and d.applies_fast(claims, request)
+            ),
+            request,
+            (),
+        )
+
+
+def _compile_definition(index: int, definition: Mapping[str, Any]) -> CompiledDefinition:
+    where = f"policies[{index}]"
+    if not isinstance(definition, Mapping):
+        raise PolicyError("must be an object", where)
+    decision = definition.get("decision")
+    if decision not in DECISIONS:
+        raise PolicyError('must be "allow" or "deny"', f"{where}.decision")
+    token_type = definition.get("tokenType")
+    if token_type not in TOKEN_TYPES:
+        raise PolicyError(f"must be one of {sorted(TOKEN_TYPES)}", f"{where}.tokenType")
+
+    # `.get` on purpose: Pulumi's API may echo absent optional fields as null, and validation
+    # treats null as absent too, so that a read-modify-write round trip is accepted.
+    subject: Pattern | None = None
+    permission: str | None = None
+    if token_type == "organization":
+        permissions = definition.get("authorizedPermissions")
+        role_id = definition.get("roleID")
+        if isinstance(permissions, list) and permissions:
+            if not set(permissions) <= ORGANIZATION_PERMISSIONS:
+                raise PolicyError(
+                    'values must be "admin" or "standard"', f"{where}.authorizedPermissions"
+                )
+            permission = ADMIN if ADMIN in permissions else STANDARD
+        elif isinstance(role_id, str) and role_id:
+            permission = role_id
+        else:
+            raise PolicyError("authorizedPermissions or roleID is required", where)
+    else:
+        subject_field = SUBJECT_FIELDS[token_type]
+        raw_subject = definition.get(subject_field)
+        if not isinstance(raw_subject, str):
+            raise PolicyError(
+                f"required when tokenType is {json_quote(token_type)}", f"{where}.{subject_field}"
+            )
+        try:
+            subject = compile_pattern(raw_subject)
+        except PolicyError as error:
+            raise error.at(f"{where}.{subject_field}") from None
+
+    raw_rules = definition.get("rules")
+    if raw_rules is None:
+        raw_rules = {}  # a definition without rules is valid; it just never applies
+    if not isinstance(raw_rules, Mapping):
+        raise PolicyError("must be an object of claim path to pattern(s)", f"{where}.rules")
+    rules = tuple(
+        _compile_rule(f"{where}.rules[{json_quote(str(claim))}]", claim, patterns)
+        for claim, patterns in raw_rules.items()
+    )
+    return CompiledDefinition(index, decision, token_type, subject, permission, rules)
+
+
+def _compile_rule(where: str, claim: Any, raw_patterns: Any) -> CompiledRule:
+    if not isinstance(claim, str):
+        raise ClaimPathError("claim path must be a string", where)
+    sources = [raw_patterns] if isinstance(raw_patterns, str) else raw_patterns
+    if not isinstance(sources, list) or not sources:
+        raise PatternError("must be a pattern or a non-empty list of patterns", where)
+    try:
+        path = parse_claim_path(claim)
+    except PolicyError as error:
+        raise error.at(where) from None
+    patterns: list[Pattern] = []
+    for position, source in enumerate(sources):
+        pattern_where = where if isinstance(raw_patterns, str) else f"{where}[{position}]"
+        if not isinstance(source, str):
+            raise PatternError("must be a string", pattern_where)
+        try:
+            patterns.append(compile_pattern(source))
+        except PolicyError as error:
+            raise error.at(pattern_where) from None
+    return CompiledRule(claim, path, tuple(patterns))
+
+
+def compile_policy(definitions: Sequence[Mapping[str, Any]]) -> CompiledPolicy:
+    """Compile an ordered list of definitions; raises PolicyError on the first one it cannot read.
+
+    It deliberately does not report every problem nor reject unknown fields: callers run
+    `policies.validation.validate_definitions` first, which does, with operator-facing messages.
+    """
+    if isinstance(definitions, str | bytes) or not isinstance(definitions, Sequence):
+        raise PolicyError("must be a list of policy definitions", "policies")
+    if len(definitions) > MAX_DEFINITIONS:
+        raise PolicyError(f"at most {MAX_DEFINITIONS:,} definitions are allowed", "policies")
+    compiled = tuple(_compile_definition(i, d) for i, d in enumerate(definitions))
+
+    groups = {t: _group(d for d in compiled if d.token_type == t) for t in TOKEN_TYPES}
+    return CompiledPolicy(compiled, groups)

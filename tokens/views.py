@@ -1,0 +1,46 @@
+"""`POST /api/oauth/token`: a lean view around `tokens.exchange.exchange`."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from tokens.errors import OAuthError
+from tokens.exchange import Caller, exchange
+from tokens.request import MAX_BODY_BYTES
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    """The peer address (a trusted proxy in front sets REMOTE_ADDR through the WSGI server)."""
+    return request.META.get("REMOTE_ADDR") or None
+
+
+@csrf_exempt  # a machine-to-machine endpoint authenticated by the subject token, no cookies
+@require_POST
+def token_exchange(request: HttpRequest) -> HttpResponse:
+    caller = Caller(
+        request_id=getattr(request, "request_id", ""),
+        client_ip=client_ip(request),
+        user_agent=request.headers.get("User-Agent", ""),
+    )
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        body = b"x" * (MAX_BODY_BYTES + 1)  # recorded and refused as request_too_large
+    try:
+        result = exchange(
+            body=body,
+            content_type=request.content_type or "",
+            caller=caller,
+            config=settings.TRUSTPORTAL,
+        )
+    except OAuthError as error:
+        return JsonResponse(
+            error.body(caller.request_id), status=error.status, headers=error.headers()
+        )
+    return JsonResponse(result.body(), status=200, headers=NO_STORE)
