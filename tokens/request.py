@@ -143,7 +143,7 @@ def parse_request(raw: RawRequest, *, audience_prefix: str) -> ExchangeRequest:
     if token_type not in TOKEN_TYPES:
         raise InvalidRequest("bad_requested_token_type", requested[:100])
     scope = raw.get("scope").strip()
-    scope_name = _scope_name(token_type, scope)
+    target = scope_name(token_type, scope)
     return ExchangeRequest(
         audience=audience,
         organization=organization,
@@ -152,12 +152,12 @@ def parse_request(raw: RawRequest, *, audience_prefix: str) -> ExchangeRequest:
         requested_token_type=requested,
         token_type=token_type,
         scope=scope,
-        scope_name=scope_name,
+        scope_name=target,
         expiration=_expiration(raw.get("expiration").strip()),
     )
 
 
-def _scope_name(token_type: str, scope: str) -> str | None:
+def scope_name(token_type: str, scope: str) -> str | None:
     """What the scope names for the token type; InvalidScope when it does not fit."""
     if token_type == "organization":
         if scope in ("", "admin"):

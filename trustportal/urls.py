@@ -13,6 +13,7 @@ api_patterns: list[URLPattern | URLResolver] = [
     path("", include("tokens.urls")),
     path("", include("trustportal.api_urls")),
     path("", include("issuers.urls")),
+    path("", include("policies.urls")),
     path("openapi.json", SpectacularAPIView.as_view(), name="openapi-schema"),
 ]
 

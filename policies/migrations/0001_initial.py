@@ -8,46 +8,89 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('issuers', '0001_initial'),
-        ('trustportal', '0001_initial'),
+        ("issuers", "0001_initial"),
+        ("trustportal", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='AuthPolicy',
+            name="AuthPolicy",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('version', models.PositiveIntegerField(default=1)),
-                ('definitions', models.JSONField(blank=True, default=list)),
-                ('created', models.DateTimeField(auto_now_add=True)),
-                ('modified', models.DateTimeField(auto_now=True)),
-                ('issuer', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='policy', to='issuers.issuer')),
-                ('organization', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='policies', to='trustportal.organization')),
+                (
+                    "id",
+                    models.UUIDField(
+                        default=uuid.uuid4, editable=False, primary_key=True, serialize=False
+                    ),
+                ),
+                ("version", models.PositiveIntegerField(default=1)),
+                ("definitions", models.JSONField(blank=True, default=list)),
+                ("created", models.DateTimeField(auto_now_add=True)),
+                ("modified", models.DateTimeField(auto_now=True)),
+                (
+                    "issuer",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="policy",
+                        to="issuers.issuer",
+                    ),
+                ),
+                (
+                    "organization",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="policies",
+                        to="trustportal.organization",
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'auth policies',
+                "verbose_name_plural": "auth policies",
             },
         ),
         migrations.CreateModel(
-            name='AuthPolicyVersion',
+            name="AuthPolicyVersion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('version', models.PositiveIntegerField()),
-                ('definitions', models.JSONField(default=list)),
-                ('created', models.DateTimeField()),
-                ('created_by_token', models.CharField(blank=True, max_length=200)),
-                ('note', models.CharField(blank=True, max_length=500)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('policy', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='versions', to='policies.authpolicy')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("version", models.PositiveIntegerField()),
+                ("definitions", models.JSONField(default=list)),
+                ("created", models.DateTimeField()),
+                ("created_by_token", models.CharField(blank=True, max_length=200)),
+                ("note", models.CharField(blank=True, max_length=500)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "policy",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="versions",
+                        to="policies.authpolicy",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['policy', '-version'],
-                'constraints': [models.UniqueConstraint(fields=('policy', 'version'), name='policy_version_unique')],
+                "ordering": ["policy", "-version"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("policy", "version"), name="policy_version_unique"
+                    )
+                ],
             },
         ),
     ]
