@@ -27,6 +27,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("orgs/<str:org>/issuers/", include("issuers.page_urls")),
+    path("orgs/<str:org>/policies/", include("policies.page_urls")),
     path("api/", include(api_patterns)),
 ]
 
