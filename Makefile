@@ -15,7 +15,10 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	TRUSTPORTAL_ENV=$${TRUSTPORTAL_ENV:-development} $(BIN)/python manage.py devstack
+	TRUSTPORTAL_ENV=$${TRUSTPORTAL_ENV:-development} \
+	TRUSTPORTAL_ALLOW_HTTP_ISSUERS=$${TRUSTPORTAL_ALLOW_HTTP_ISSUERS:-true} \
+	TRUSTPORTAL_ISSUER_ALLOWED_NETWORKS=$${TRUSTPORTAL_ISSUER_ALLOWED_NETWORKS:-127.0.0.0/8,::1/128} \
+	$(BIN)/python manage.py devstack
 
 test: lint typecheck pytest
 

@@ -1,18 +1,46 @@
-"""The demo data `make run` seeds: organization `acme` and its admin."""
+"""The demo data `make run` seeds: organization `acme`, its admin, the development issuer."""
 
 from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from django.db import transaction
 
+from issuers.models import Issuer
+from issuers.services import Outbound, issuer_register
+from policies.models import AuthPolicy
+from policies.services import policy_update
 from trustportal.models import Organization, User
 from trustportal.services import organization_bootstrap
 
 DEMO_ORG = "acme"
 DEMO_ADMIN = "admin"
+DEMO_ISSUER_NAME = "Development issuer"
+
+
+def demo_policy(audience: str) -> list[dict[str, Any]]:
+    """What the development issuer's tokens may obtain: pinned to acme/infra, no pull requests."""
+    return [
+        {
+            "decision": "deny",
+            "tokenType": "organization",
+            "authorizedPermissions": ["admin"],
+            "rules": {"event_name": ["pull_request", "pull_request_target"]},
+        },
+        {
+            "decision": "allow",
+            "tokenType": "organization",
+            "authorizedPermissions": ["admin"],
+            "rules": {
+                "aud": audience,
+                "sub": "repo:acme/infra:ref:refs/heads/main",
+                "repository_owner_id": "88310",
+            },
+        },
+    ]
 
 
 @dataclass(frozen=True)
@@ -20,13 +48,22 @@ class Demo:
     organization: Organization
     admin: User
     password: str
+    issuer: Issuer | None
 
 
-def demo_seed(*, state_dir: Path) -> Demo:
+def demo_seed(
+    *,
+    state_dir: Path,
+    issuer_url: str | None = None,
+    outbound: Outbound | None = None,
+    audience_prefix: str = "urn:pulumi:org:",
+) -> Demo:
     """Create the demo once and return it; a second run reuses what exists.
 
     The admin's password is generated on first run and kept in `state_dir` (mode 0600) so it can
-    be printed again; if someone changed the password since, the stored one is set back.
+    be printed again; if someone changed the password since, the stored one is set back. With
+    `issuer_url`, the development issuer is registered (over real discovery) with an example
+    policy, unless it already is.
     """
     password_file = state_dir / "admin_password"
     if password_file.exists():
@@ -49,4 +86,21 @@ def demo_seed(*, state_dir: Path) -> Demo:
             admin.is_superuser = True
             admin.is_staff = True
             admin.save()
-    return Demo(organization=result.organization, admin=admin, password=password)
+    organization = result.organization
+    issuer = None
+    if issuer_url is not None and outbound is not None:
+        issuer = Issuer.objects.filter(organization=organization, issuer=issuer_url).first()
+        if issuer is None:
+            issuer = issuer_register(
+                organization=organization,
+                url=issuer_url,
+                name=DEMO_ISSUER_NAME,
+                outbound=outbound,
+            )
+            policy_update(
+                policy=AuthPolicy.objects.get(issuer=issuer),
+                definitions=demo_policy(audience_prefix + DEMO_ORG),
+                by=admin,
+                note="example policy seeded by make run",
+            )
+    return Demo(organization=organization, admin=admin, password=password, issuer=issuer)
