@@ -229,7 +229,10 @@ def _parse_url(url: str, policy: OutboundPolicy) -> ParsedTarget:
     if "#" in url:
         _refuse("fragment_not_allowed", "the URL contains a fragment (#...), which is not allowed")
 
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # e.g. "Invalid IPv6 URL" for unbalanced brackets
+        _refuse("bad_url", f"the URL cannot be parsed ({exc})")
     netloc = parts.netloc
     if "@" in netloc:
         # Even an empty "@" is refused: "https://evil.example@10.0.0.5/" is a classic trick.

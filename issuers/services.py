@@ -195,9 +195,10 @@ def issuer_register(
         raise IssuerInvalid("url must be at most 2048 characters")
     pinned = clean_thumbprints(thumbprints)
     static = clean_static_jwks(jwks)
+    host = _url_host(url, require_http=static is not None)
     fields: dict[str, Any] = {
         "organization": organization,
-        "name": clean_name(name, default=urlsplit(url).hostname or url),
+        "name": clean_name(name, default=host),
         "url": url,
         "max_expiration": clean_max_expiration(max_expiration),
         "audiences": clean_audiences(audiences),
@@ -233,6 +234,23 @@ def issuer_register(
     return issuer
 
 
+def _url_host(url: str, *, require_http: bool) -> str:
+    """The host of an issuer URL (the default name); refuses a URL that cannot be parsed.
+
+    Static-JWKS issuers are never fetched, but their URL is still the `iss` to match, so with
+    `require_http` it must be an http(s) URL with a host; fetched issuers' URLs go through the
+    outbound guard, which explains a wrong scheme more precisely.
+    """
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError as exc:
+        raise IssuerInvalid(f"the URL cannot be parsed ({exc})", reason="bad_url") from exc
+    if require_http and (parts.scheme not in ("https", "http") or not host):
+        raise IssuerInvalid("the URL must be an https:// URL with a host name", reason="bad_url")
+    return host or url
+
+
 def _check_unique(
     organization: Organization, issuer_value: str, name: str, *, exclude: Any = None
 ) -> None:
@@ -252,42 +270,46 @@ def issuer_update(
     outbound: Outbound,
     now: datetime | None = None,
 ) -> Issuer:
-    """Change an issuer's settings (Pulumi PATCH semantics: name required, URL immutable)."""
+    """Change an issuer's settings (Pulumi PATCH semantics: name required, URL immutable).
+
+    Everything is validated before the issuer is touched: a refusal leaves it unchanged.
+    """
     now = now or timezone.now()
     if "url" in data and data["url"] != issuer.url:
         raise IssuerInvalid("the URL of an issuer cannot change; register a new issuer instead")
-    issuer.name = clean_name(data.get("name"))
+    changes: dict[str, Any] = {"name": clean_name(data.get("name"))}
     if "maxExpiration" in data:
-        issuer.max_expiration = clean_max_expiration(data["maxExpiration"])
+        changes["max_expiration"] = clean_max_expiration(data["maxExpiration"])
     if "audiences" in data:
-        issuer.audiences = clean_audiences(data["audiences"])
+        changes["audiences"] = clean_audiences(data["audiences"])
     if "algorithms" in data:
-        issuer.algorithms = clean_algorithms(data["algorithms"]) or issuer.algorithms
+        changes["algorithms"] = clean_algorithms(data["algorithms"]) or issuer.algorithms
     if "singleUse" in data:
-        issuer.single_use = _clean_bool("singleUse", data["singleUse"])
+        changes["single_use"] = _clean_bool("singleUse", data["singleUse"])
     if "enabled" in data:
-        issuer.enabled = _clean_bool("enabled", data["enabled"])
+        changes["enabled"] = _clean_bool("enabled", data["enabled"])
     static = clean_static_jwks(data.get("jwks")) if data.get("jwks") is not None else None
+    if static is not None and not issuer.is_static:
+        raise IssuerInvalid("this issuer fetches its keys; a static jwks cannot be set")
     if "thumbprints" in data and data["thumbprints"] is not None:
         pinned = clean_thumbprints(data["thumbprints"])
         if pinned and issuer.is_static:
             raise IssuerInvalid("thumbprints apply only to issuers whose keys are fetched")
-        if pinned and not issuer.is_static:
+        if pinned:
             # Changing the pin is checked against what the host serves right now.
             _verify_pin(issuer, pinned, outbound)
-        issuer.thumbprints = pinned
-    _check_unique(issuer.organization, issuer.issuer, issuer.name, exclude=issuer.pk)
+        changes["thumbprints"] = pinned
+    _check_unique(issuer.organization, issuer.issuer, changes["name"], exclude=issuer.pk)
     with transaction.atomic():
+        for name, value in changes.items():
+            setattr(issuer, name, value)
+        if static is not None:
+            issuer.static_jwks = static[0]
         issuer.save()
         if static is not None:
-            if not issuer.is_static:
-                raise IssuerInvalid("this issuer fetches its keys; a static jwks cannot be set")
-            document, keys = static
-            issuer.static_jwks = document
-            issuer.save(update_fields=["static_jwks"])
             _record_keys(
                 issuer,
-                KeySet(keys=keys, etag="", max_age=None, certificate=None, status=200),
+                KeySet(keys=static[1], etag="", max_age=None, certificate=None, status=200),
                 trigger="manual",
                 now=now,
                 certificate=None,

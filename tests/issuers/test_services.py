@@ -294,3 +294,30 @@ def test_update_keeps_url_and_requires_name(org, local_issuer, outbound) -> None
         True,
         False,
     )
+
+
+@pytest.mark.parametrize("url", ["https://[::1", "https://a]b/", "https://[::1/x"])
+def test_unparseable_urls_are_refused_not_500(org, outbound, url) -> None:
+    with pytest.raises(IssuerInvalid) as info:
+        issuer_register(organization=org, url=url, outbound=outbound)
+    assert info.value.reason == "bad_url"
+
+
+def test_static_issuer_url_must_be_a_url(org, outbound) -> None:
+    key = SigningKey.generate("ES256", kid="s")
+    with pytest.raises(IssuerInvalid, match="https:// URL"):
+        issuer_register(
+            organization=org,
+            url="not a url at all",
+            jwks={"keys": [key.public_jwk()]},
+            outbound=outbound,
+        )
+
+
+def test_refused_update_leaves_the_issuer_unchanged(org, local_issuer, outbound) -> None:
+    issuer = register(org, local_issuer, outbound, name="dev")
+    with pytest.raises(IssuerInvalid):
+        issuer_update(
+            issuer=issuer, data={"name": "new", "maxExpiration": 10**6}, outbound=outbound
+        )
+    assert issuer.name == "dev"

@@ -1,0 +1,316 @@
+"""Issuer pages: the list, the Register Issuer wizard, an issuer's page and its admin actions.
+
+Views stay thin: they check access (`organization_for_user`), read through selectors, write
+through services, and turn a service's refusal into an error on the form. Settings are read here
+(`services.default_outbound()`) and passed down.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+from uuid import UUID
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db.models import Count, Q
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from issuers import selectors, services
+from issuers.errors import IssuerConflict, IssuerInvalid
+from issuers.forms import IssuerEditForm, IssuerRegisterForm, IssuerSourceForm, add_service_error
+from issuers.http import Certificate
+from issuers.jwks import ParsedKey
+from issuers.models import Issuer
+from trustportal.access import Need, organization_for_user
+from trustportal.models import Organization, Role
+
+# CI platforms for which the policy editor offers an example policy: (name, URL, prefix match).
+KNOWN_PROVIDERS: tuple[tuple[str, str, bool], ...] = (
+    ("GitHub Actions", "https://token.actions.githubusercontent.com", False),
+    ("GitLab CI/CD", "https://gitlab.com", False),
+    ("CircleCI", "https://oidc.circleci.com/org/", True),
+)
+
+
+def known_provider(url: str) -> str | None:
+    """The CI platform an issuer URL belongs to, when the policy editor has an example for it."""
+    trimmed = url.strip().rstrip("/").lower()
+    for name, known, prefix in KNOWN_PROVIDERS:
+        if trimmed == known or (prefix and trimmed.startswith(known) and trimmed != known):
+            return name
+    return None
+
+
+@dataclass(frozen=True)
+class IssuerRow:
+    """One line of the issuer list."""
+
+    issuer: Issuer
+    active_keys: int
+    warnings: int
+
+
+@dataclass(frozen=True)
+class PreviewPage:
+    """What step 2 of the wizard shows about the issuer before anything is saved."""
+
+    url: str
+    issuer: str
+    jwks_uri: str
+    keys: Sequence[ParsedKey]
+    certificates: Sequence[Certificate]
+    thumbprints: Sequence[str]
+    static: bool
+    plain_http: bool
+    provider: str | None
+    existing: Issuer | None
+
+
+def _issuer_or_404(organization: Organization, issuer_id: UUID | str) -> Issuer:
+    issuer = selectors.issuer_of(organization, issuer_id)
+    if issuer is None:
+        raise Http404("No such issuer.")
+    return issuer
+
+
+def _to_detail(issuer: Issuer) -> HttpResponse:
+    """Redirect to the issuer's page (after every action, so a reload does not repeat it)."""
+    return redirect("issuers:detail", org=issuer.organization.login, issuer_id=issuer.pk)
+
+
+# --- list ---------------------------------------------------------------------------------------
+@login_required
+@require_GET
+def issuer_list(request: HttpRequest, org: str) -> HttpResponse:
+    """List the organization's issuers with their key health; admins get a register button."""
+    organization, role = organization_for_user(request.user, org, Need.READ_CONFIGURATION)
+    now = timezone.now()
+    issuers = selectors.issuers_of(organization).annotate(
+        active_key_count=Count("keys", filter=Q(keys__removed_at__isnull=True))
+    )
+    rows = [
+        IssuerRow(
+            issuer=issuer,
+            active_keys=issuer.active_key_count,
+            warnings=len(selectors.issuer_warnings(issuer, now)),
+        )
+        for issuer in issuers
+    ]
+    return render(
+        request,
+        "issuers/list.html",
+        {"organization": organization, "rows": rows, "is_admin": role == Role.ADMIN},
+    )
+
+
+# --- register wizard ----------------------------------------------------------------------------
+@login_required
+@require_http_methods(["GET", "POST"])
+def issuer_register(request: HttpRequest, org: str) -> HttpResponse:
+    """Register an issuer in two steps: discover and show what was found, then name and save."""
+    organization, _role = organization_for_user(request.user, org, Need.ADMIN)
+    context: dict[str, Any] = {"organization": organization}
+    if request.method == "POST" and request.POST.get("step") == "settings":
+        form = IssuerRegisterForm(request.POST)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                issuer = services.issuer_register(
+                    organization=organization,
+                    url=data["url"],
+                    name=data["name"],
+                    thumbprints=data["thumbprints"],
+                    jwks=data["jwks"],
+                    max_expiration=data["max_expiration"],
+                    audiences=data["audiences"],
+                    algorithms=list(data["algorithms"]),
+                    single_use=bool(data["single_use"]),
+                    outbound=services.default_outbound(),
+                )
+            except (IssuerInvalid, IssuerConflict) as exc:
+                add_service_error(form, exc)
+            else:
+                messages.success(
+                    request,
+                    f"Registered the issuer {issuer.name}. It denies every exchange until you "
+                    "add an allow policy for it.",
+                )
+                return _to_detail(issuer)
+        url = str(form["url"].value() or "")
+        context.update(form=form, url=url, provider=known_provider(url))
+        return render(request, "issuers/register_settings.html", context)
+
+    if request.method == "POST":
+        source = IssuerSourceForm(request.POST)
+        if source.is_valid():
+            try:
+                preview = _preview(organization, source)
+            except (IssuerInvalid, IssuerConflict) as exc:
+                add_service_error(source, exc, default="url")
+            else:
+                context.update(
+                    form=IssuerRegisterForm.carrying(source, preview.thumbprints),
+                    preview=preview,
+                    url=preview.url,
+                    provider=preview.provider,
+                )
+                return render(request, "issuers/register_settings.html", context)
+        context["form"] = source
+        return render(request, "issuers/register.html", context)
+
+    context["form"] = IssuerSourceForm()
+    return render(request, "issuers/register.html", context)
+
+
+def _preview(organization: Organization, source: IssuerSourceForm) -> PreviewPage:
+    """Discover the issuer (or read the pasted key set) for step 2; saves nothing."""
+    data = source.cleaned_data
+    url: str = data["url"]
+    if data["jwks"] is not None:
+        parsed = services.clean_static_jwks(data["jwks"])
+        assert parsed is not None
+        issuer_value, jwks_uri = url, ""
+        keys: Sequence[ParsedKey] = parsed[1]
+        certificates: Sequence[Certificate] = ()
+        thumbprints: Sequence[str] = ()
+    else:
+        found = services.issuer_preview(
+            url=url, thumbprints=data["thumbprints"], outbound=services.default_outbound()
+        ).discovered
+        issuer_value, jwks_uri = found.issuer, found.jwks_uri
+        keys, certificates = found.keys.keys, found.certificates
+        thumbprints = data["thumbprints"] or found.thumbprints
+    return PreviewPage(
+        url=url,
+        issuer=issuer_value,
+        jwks_uri=jwks_uri,
+        keys=keys,
+        certificates=certificates,
+        thumbprints=thumbprints,
+        static=data["jwks"] is not None,
+        plain_http=urlsplit(url).scheme.lower() == "http",
+        provider=known_provider(url),
+        existing=selectors.issuers_of(organization).filter(issuer=issuer_value).first(),
+    )
+
+
+# --- detail and actions -------------------------------------------------------------------------
+@login_required
+@require_http_methods(["GET", "POST"])
+def issuer_detail(request: HttpRequest, org: str, issuer_id: UUID) -> HttpResponse:
+    """Show an issuer's settings, health, warnings, keys and fetches; admins edit settings here."""
+    need = Need.ADMIN if request.method == "POST" else Need.READ_CONFIGURATION
+    organization, role = organization_for_user(request.user, org, need)
+    issuer = _issuer_or_404(organization, issuer_id)
+    if request.method == "POST":
+        form = IssuerEditForm(request.POST)
+        if form.is_valid():
+            try:
+                services.issuer_update(
+                    issuer=issuer, data=form.service_data(), outbound=services.default_outbound()
+                )
+            except (IssuerInvalid, IssuerConflict) as exc:
+                # issuer_update sets fields on the instance before it refuses; show what is saved.
+                issuer.refresh_from_db()
+                add_service_error(form, exc)
+            else:
+                messages.success(request, "Saved the issuer's settings.")
+                return _to_detail(issuer)
+    else:
+        form = IssuerEditForm.for_issuer(issuer)
+    now = timezone.now()
+    return render(
+        request,
+        "issuers/detail.html",
+        {
+            "organization": organization,
+            "issuer": issuer,
+            "is_admin": role == Role.ADMIN,
+            "edit_form": form,
+            "warnings": selectors.issuer_warnings(issuer, now),
+            "keys": selectors.issuer_keys(issuer),
+            "fetches": selectors.issuer_fetches(issuer),
+            "provider": known_provider(issuer.url),
+            "plain_http": urlsplit(issuer.url).scheme.lower() == "http",
+            "now": now,
+        },
+    )
+
+
+@login_required
+@require_POST
+def issuer_refresh(request: HttpRequest, org: str, issuer_id: UUID) -> HttpResponse:
+    """Fetch the issuer's keys now and say how it went; a failure keeps the previous keys."""
+    organization, _role = organization_for_user(request.user, org, Need.ADMIN)
+    issuer = _issuer_or_404(organization, issuer_id)
+    fetch = services.issuer_refresh_keys(
+        issuer=issuer, trigger="manual", outbound=services.default_outbound()
+    )
+    if fetch is None:
+        messages.info(request, "This issuer has a static key set; there is nothing to fetch.")
+    elif not fetch.ok:
+        messages.error(
+            request, f"Fetching keys failed: {fetch.message}. The previous keys stay in use."
+        )
+    elif fetch.status == 304:
+        messages.success(request, "Keys checked: the issuer's key set has not changed.")
+    else:
+        messages.success(
+            request,
+            f"Keys refreshed: {fetch.keys_added} added, {fetch.keys_removed} removed.",
+        )
+    return _to_detail(issuer)
+
+
+@login_required
+@require_POST
+def issuer_regenerate_thumbprints(request: HttpRequest, org: str, issuer_id: UUID) -> HttpResponse:
+    """Pin the certificates the issuer's hosts serve now (refused for static key sets)."""
+    organization, _role = organization_for_user(request.user, org, Need.ADMIN)
+    issuer = _issuer_or_404(organization, issuer_id)
+    try:
+        services.issuer_regenerate_thumbprints(issuer=issuer, outbound=services.default_outbound())
+    except (IssuerInvalid, IssuerConflict) as exc:
+        messages.error(request, f"The thumbprints were not changed: {exc.message}.")
+    else:
+        pinned = len(issuer.thumbprints)
+        messages.success(
+            request,
+            f"Pinned {pinned} certificate thumbprint{'s' if pinned != 1 else ''}."
+            if pinned
+            else "The issuer is served over plain HTTP; there is no certificate to pin.",
+        )
+    return _to_detail(issuer)
+
+
+@login_required
+@require_POST
+def issuer_set_enabled(request: HttpRequest, org: str, issuer_id: UUID) -> HttpResponse:
+    """Enable or disable an issuer; a disabled issuer's tokens are refused."""
+    organization, _role = organization_for_user(request.user, org, Need.ADMIN)
+    issuer = _issuer_or_404(organization, issuer_id)
+    value = request.POST.get("enabled")
+    if value not in ("true", "false"):
+        messages.error(request, "Choose whether to enable or disable the issuer.")
+        return _to_detail(issuer)
+    enabled = value == "true"
+    try:
+        services.issuer_update(
+            issuer=issuer,
+            data={"name": issuer.name, "enabled": enabled},
+            outbound=services.default_outbound(),
+        )
+    except (IssuerInvalid, IssuerConflict) as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(
+            request,
+            "Enabled the issuer." if enabled else "Disabled the issuer: its tokens are refused.",
+        )
+    return _to_detail(issuer)
