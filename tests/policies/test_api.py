@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +12,7 @@ from pulumi_cloud_sdk.models import AuthPolicyDefinition, AuthPolicyUpdateReques
 
 from issuers.services import issuer_register
 from policies.models import AuthPolicy, AuthPolicyVersion
+from policies.samples import SAMPLES_DIR
 from tests.conftest import auth
 from tests.factories import (
     MembershipFactory,
@@ -24,7 +24,7 @@ from tests.factories import (
 from tests.tokens.conftest import AUDIENCE, DEFAULT_POLICY, exchange_body
 from trustportal.models import Role
 
-CLAIMS_DIR = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "claims"
+CLAIMS_DIR = SAMPLES_DIR
 ALLOW_MAIN = {
     "decision": "allow",
     "tokenType": "organization",

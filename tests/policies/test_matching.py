@@ -27,19 +27,12 @@ from policies.matching import (
     compile_policy,
     parse_claim_path,
 )
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from policies.samples import SAMPLES_DIR
 
 
 def _claims_dir() -> Path:
-    # The shared fixtures live beside the repository (../shared); a vendored copy also works.
-    for candidate in (
-        REPO_ROOT.parent / "shared" / "fixtures" / "claims",
-        REPO_ROOT / "shared" / "fixtures" / "claims",
-    ):
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError(f"no shared/fixtures/claims next to or inside {REPO_ROOT}")
+    # The platforms' claim sets ship with the package (the simulator offers them as samples).
+    return SAMPLES_DIR
 
 
 def load_claims(name: str) -> VerifiedClaims:
