@@ -215,11 +215,13 @@ def exchange(
         if attempt.organization is None:
             raise InvalidTarget("unknown_organization", request.organization)
         attempt.unverified = decode_unverified(request.subject_token)
-        issuers = list(Issuer.objects.filter(organization=attempt.organization))
+        organization = attempt.organization
         verified = verify_subject_token(
             attempt.unverified,
             request.subject_token,
-            issuers=issuers,
+            issuer_for=lambda iss: Issuer.objects.filter(
+                organization=organization, issuer=iss
+            ).first(),
             audience=request.audience,
             key_for=lambda issuer, kid, alg: _key_for(attempt, issuer, kid, alg, refresh),
             now=attempt.now,

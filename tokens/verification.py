@@ -12,7 +12,7 @@ import base64
 import binascii
 import hashlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -134,17 +134,24 @@ def check_header(header: Mapping[str, Any]) -> tuple[str, str]:
     return alg, kid
 
 
-def resolve_issuer(claims: Mapping[str, Any], issuers: Sequence[Any]) -> Any:
-    """The requested organization's enabled issuer whose `issuer` equals `iss` exactly."""
+IssuerFor = Callable[[str], Any]
+
+
+def resolve_issuer(claims: Mapping[str, Any], issuer_for: IssuerFor) -> Any:
+    """The requested organization's enabled issuer whose `issuer` equals `iss` exactly.
+
+    `issuer_for` looks one value up among the requested organization's issuers only (an exact,
+    case-sensitive match; no normalisation of trailing slashes or case).
+    """
     iss = claims.get("iss")
-    if not isinstance(iss, str) or not iss:
-        raise InvalidRequest("missing_iss")
-    for issuer in issuers:
-        if issuer.issuer == iss:
-            if not issuer.enabled:
-                raise InvalidRequest("issuer_disabled")
-            return issuer
-    raise InvalidRequest("unknown_issuer", iss[:200])
+    if not isinstance(iss, str) or not iss or len(iss) > 2048:
+        raise InvalidRequest("missing_iss" if not iss else "unknown_issuer")
+    issuer = issuer_for(iss)
+    if issuer is None or issuer.issuer != iss:
+        raise InvalidRequest("unknown_issuer", iss[:200])
+    if not issuer.enabled:
+        raise InvalidRequest("issuer_disabled")
+    return issuer
 
 
 def verify_signature(token: str, key: Any, alg: str) -> None:
@@ -219,14 +226,14 @@ def verify_subject_token(
     unverified: UnverifiedToken,
     token: str,
     *,
-    issuers: Sequence[Any],
+    issuer_for: IssuerFor,
     audience: str,
     key_for: KeyFor,
     now: datetime,
 ) -> VerifiedToken:
     """Verify a decoded token against the requested organization's issuers (SPEC §4 order)."""
     alg, kid = check_header(unverified.header)
-    issuer = resolve_issuer(unverified.claims, issuers)
+    issuer = resolve_issuer(unverified.claims, issuer_for)
     try:
         key = key_for(issuer, kid, alg)
     except KeyLookupError as exc:
