@@ -1,0 +1,365 @@
+"""Benchmark harness for SPEC §13: the real server against a bare-WSGI floor, in one run.
+
+    python -m bench.run [--seconds 10] [--rounds 3] [--scenarios exchange,scale,kids,user]
+
+Needs PostgreSQL and Redis (the same as `.ci/run`; DATABASE_URL's server is used, with a fresh
+database `trustportal_bench`) and `wrk` (Debian package). Starts: a local OIDC issuer (thread),
+the project under gunicorn (2 workers, DEBUG off, production settings), the floor under gunicorn
+(2 workers), and drives both with wrk from a separate process, 8 connections, warm-up then
+rounds alternating floor and project. Prints a table and the ratios; writes var/bench/results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+DB_NAME = "trustportal_bench"
+AUDIENCE = "urn:pulumi:org:acme"
+CONNECTIONS = 8
+WRK = "/usr/bin/wrk"
+
+
+@dataclass
+class Result:
+    name: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    requests: int
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=1)  # noqa: S310
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer")
+
+
+def server_url() -> str:
+    base = os.environ.get("DATABASE_URL", "postgres://root@127.0.0.1:5432/postgres")
+    return base.rsplit("/", 1)[0]
+
+
+def recreate_database() -> str:
+    import psycopg
+
+    with psycopg.connect(server_url() + "/postgres", autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {DB_NAME}")
+    return f"{server_url()}/{DB_NAME}"
+
+
+def server_env(database_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRUSTPORTAL_")}
+    env.update(
+        DATABASE_URL=database_url,
+        REDIS_URL=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        TRUSTPORTAL_ENV="production",
+        SECRET_KEY=secrets.token_urlsafe(64),
+        TRUSTPORTAL_SECRETS_KEY=secrets.token_urlsafe(32),
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        TRUSTPORTAL_SSL_REDIRECT="false",
+        TRUSTPORTAL_ALLOW_HTTP_ISSUERS="true",
+        TRUSTPORTAL_ISSUER_ALLOWED_NETWORKS="127.0.0.0/8",
+        TRUSTPORTAL_RATE_LIMIT_PER_IP="0",
+        TRUSTPORTAL_RATE_LIMIT_PER_SUBJECT="0",
+        TRUSTPORTAL_LOG_LEVEL="WARNING",
+        TRUSTPORTAL_VAR_DIR=str(ROOT / "var" / "bench"),
+        DJANGO_SETTINGS_MODULE="trustportal.settings",
+    )
+    return env
+
+
+@contextmanager
+def gunicorn(app: str, port: int, env: dict[str, str]) -> Iterator[str]:
+    process = subprocess.Popen(  # noqa: S603
+        [
+            str(BIN / "gunicorn"),
+            app,
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/api/user")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+LUA = """
+local bodies = {}
+for line in io.lines(os.getenv("BENCH_BODIES")) do table.insert(bodies, line) end
+local method = os.getenv("BENCH_METHOD")
+local auth = os.getenv("BENCH_AUTH")
+local i = 0
+request = function()
+  i = i % #bodies + 1
+  local headers = {["Content-Type"] = "application/json"}
+  if auth ~= nil and auth ~= "" then headers["Authorization"] = "token " .. auth end
+  if method == "GET" then return wrk.format("GET", wrk.path, headers) end
+  return wrk.format("POST", wrk.path, headers, bodies[i])
+end
+"""
+
+
+def parse_duration(text: str) -> float:
+    value, unit = re.match(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def run_wrk(
+    name: str, url: str, bodies: list[str], *, seconds: int, method: str = "POST", auth: str = ""
+) -> Result:
+    with tempfile.TemporaryDirectory() as tmp:
+        script, body_file = Path(tmp) / "bench.lua", Path(tmp) / "bodies.txt"
+        script.write_text(LUA)
+        body_file.write_text("\n".join(bodies) + "\n")
+        env = {
+            **os.environ,
+            "BENCH_BODIES": str(body_file),
+            "BENCH_METHOD": method,
+            "BENCH_AUTH": auth,
+        }
+        out = subprocess.run(  # noqa: S603
+            [
+                WRK,
+                "-t",
+                "2",
+                "-c",
+                str(CONNECTIONS),
+                "-d",
+                f"{seconds}s",
+                "--latency",
+                "-s",
+                str(script),
+                url,
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    p50 = parse_duration(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = parse_duration(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
+    )
+    errors = int(non2xx.group(1)) if non2xx else 0
+    if socket_errors:
+        errors += sum(int(g) for g in socket_errors.groups())
+    return Result(name, rps, p50, p99, errors, requests)
+
+
+def median_result(results: list[Result]) -> Result:
+    return Result(
+        results[0].name,
+        statistics.median(r.rps for r in results),
+        statistics.median(r.p50_ms for r in results),
+        statistics.median(r.p99_ms for r in results),
+        sum(r.errors for r in results),
+        sum(r.requests for r in results),
+    )
+
+
+def exchange_body(token: str, scope: str = "admin") -> str:
+    return json.dumps(
+        {
+            "audience": AUDIENCE,
+            "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+            "subject_token_type": "urn:ietf:params:oauth:token-type:id_token",
+            "requested_token_type": "urn:pulumi:token-type:access_token:organization",
+            "scope": scope,
+            "subject_token": token,
+        }
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10, help="length of each measured round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--scenarios", default="exchange,scale,kids,user")
+    args = parser.parse_args()
+    scenarios = set(args.scenarios.split(","))
+
+    database_url = recreate_database()
+    env = server_env(database_url)
+    print(f"database {DB_NAME}: migrating…", flush=True)
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "-v", "0"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+    )
+    os.environ.update(env)
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from bench import setup as bench_setup
+
+    world = bench_setup.build(scale="scale" in scenarios)
+    floor_key = Path(tempfile.mkdtemp()) / "public.pem"
+    floor_key.write_text(world.public_pem)
+    floor_env = {**env, "FLOOR_PUBLIC_KEY": str(floor_key), "FLOOR_DATABASE_URL": database_url}
+
+    table: list[tuple[str, Result, Result]] = []
+    extra: dict[str, Any] = {}
+    with (
+        gunicorn("trustportal.wsgi", free_port(), env) as project,
+        gunicorn("bench.floor:application", free_port(), floor_env) as floor,
+    ):
+
+        def pair(
+            name: str, project_path: str, bodies: list[str], **kw: Any
+        ) -> tuple[Result, Result]:
+            print(f"{name}: warm-up…", flush=True)
+            run_wrk(name, floor + "/", [exchange_body(world.token)], seconds=3)
+            run_wrk(name, project + project_path, bodies, seconds=3, **kw)
+            floors, projects = [], []
+            for i in range(args.rounds):
+                print(f"{name}: round {i + 1}/{args.rounds}", flush=True)
+                floors.append(
+                    run_wrk(
+                        "floor", floor + "/", [exchange_body(world.token)], seconds=args.seconds
+                    )
+                )
+                projects.append(
+                    run_wrk(name, project + project_path, bodies, seconds=args.seconds, **kw)
+                )
+            result = (median_result(projects), median_result(floors))
+            table.append((name, *result))
+            return result
+
+        if "exchange" in scenarios:
+            pair(
+                "exchange (1 issuer x 1 definition)",
+                "/api/oauth/token",
+                [exchange_body(world.token)],
+            )
+        if "scale" in scenarios:
+            pair(
+                "exchange (1,000 issuers x 40 definitions)",
+                "/api/oauth/token",
+                [
+                    exchange_body(world.scale_token).replace(
+                        "urn:pulumi:org:acme", "urn:pulumi:org:big"
+                    )
+                ],
+            )
+        if "user" in scenarios:
+            pair("GET /api/user", "/api/user", ["-"], method="GET", auth=world.api_token)
+        if "kids" in scenarios:
+            world.issuer.clear_log()
+            started = time.monotonic()
+            result = run_wrk(
+                "1,000 unknown kids",
+                project + "/api/oauth/token",
+                [exchange_body(t) for t in world.unknown_kid_tokens],
+                seconds=args.seconds,
+            )
+            elapsed = time.monotonic() - started
+            fetches = len(world.issuer.requests_to("/.well-known/jwks"))
+            extra["unknown_kids"] = {
+                "requests": result.requests,
+                "jwks_fetches": fetches,
+                "seconds": round(elapsed, 1),
+                "allowed_fetches": int(elapsed // 60) + 1,
+            }
+    world.issuer.stop()
+    report(table, extra)
+
+
+TARGETS = {
+    "exchange (1 issuer x 1 definition)": (
+        "throughput >= 0.40 x floor, p99 <= 3 x floor",
+        0.40,
+        3.0,
+    ),
+    "GET /api/user": ("throughput >= 0.5 x floor", 0.5, None),
+}
+
+
+def report(table: list[tuple[str, Result, Result]], extra: dict[str, Any]) -> None:
+    lines = [
+        "",
+        f"{'measure':44} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}   "
+        f"{'floor req/s':>11} {'floor p99':>9}   ratio   p99 ratio",
+    ]
+    for name, project, floor in table:
+        ratio = project.rps / floor.rps if floor.rps else 0.0
+        p99_ratio = project.p99_ms / floor.p99_ms if floor.p99_ms else 0.0
+        lines.append(
+            f"{name:44} {project.rps:9.1f} {project.p50_ms:8.2f} {project.p99_ms:8.2f} "
+            f"{project.errors:7d}   {floor.rps:11.1f} {floor.p99_ms:9.2f}   "
+            f"{ratio:5.2f}   {p99_ratio:5.2f}"
+        )
+    by_name = {name: project for name, project, _ in table}
+    small, big = (
+        by_name.get("exchange (1 issuer x 1 definition)"),
+        by_name.get("exchange (1,000 issuers x 40 definitions)"),
+    )
+    if small and big:
+        lines.append(f"1,000 x 40 vs 1 x 1 throughput: {big.rps / small.rps:.2f} (target >= 0.90)")
+    if "unknown_kids" in extra:
+        kids = extra["unknown_kids"]
+        lines.append(
+            f"unknown kids: {kids['requests']} requests in {kids['seconds']} s caused "
+            f"{kids['jwks_fetches']} JWKS fetches (allowed: {kids['allowed_fetches']})"
+        )
+    print("\n".join(lines))
+    out = ROOT / "var" / "bench" / "results.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
+        json.dumps(
+            {"table": [(n, asdict(p), asdict(f)) for n, p, f in table], "extra": extra}, indent=2
+        )
+    )
+    print(f"\nresults written to {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""The data the benchmark runs against (built in the benchmark's own fresh database)."""
+
+from __future__ import annotations
+
+import ipaddress
+import uuid
+from dataclasses import dataclass, field
+
+from cryptography.hazmat.primitives import serialization
+from django.db import connection
+
+from issuers.devissuer import DevIssuer
+from issuers.http import OutboundPolicy
+from issuers.models import Issuer
+from issuers.services import Outbound, issuer_register
+from policies.models import AuthPolicy
+from policies.services import policy_update
+from tokens.services import token_create
+from trustportal.models import Organization
+
+SUB = "repo:acme/infra:ref:refs/heads/main"
+
+
+@dataclass
+class World:
+    issuer: DevIssuer
+    token: str
+    scale_token: str
+    api_token: str
+    public_pem: str
+    unknown_kid_tokens: list[str] = field(default_factory=list)
+
+
+def _allow(sub: str, audience: str) -> dict[str, object]:
+    return {
+        "decision": "allow",
+        "tokenType": "organization",
+        "authorizedPermissions": ["admin"],
+        "rules": {"sub": sub, "aud": audience, "repository_owner_id": "88310"},
+    }
+
+
+def build(*, scale: bool) -> World:
+    issuer = DevIssuer().start()
+    outbound = Outbound(
+        policy=OutboundPolicy(
+            allow_http=True, allowed_networks=(ipaddress.ip_network("127.0.0.0/8"),)
+        )
+    )
+    acme = Organization.objects.create(login="acme", name="ACME")
+    registered = issuer_register(organization=acme, url=issuer.url, name="bench", outbound=outbound)
+    policy_update(
+        policy=AuthPolicy.objects.get(issuer=registered),
+        definitions=[_allow(SUB, "urn:pulumi:org:acme")],
+    )
+    day = 24 * 3600 - 120
+    token = issuer.mint({"sub": SUB}, audience="urn:pulumi:org:acme", ttl=day)
+    _, api_token = token_create(token_type="organization", organization=acme, permission="admin")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TABLE floor_event (id bigserial primary key, sub text, created timestamptz)"
+        )
+    public_pem = (
+        issuer.current_key.private_key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    scale_token = ""
+    if scale:
+        scale_token = _build_scale(issuer, day)
+    unknown = [
+        issuer.mint(
+            {"sub": SUB},
+            audience="urn:pulumi:org:acme",
+            ttl=day,
+            headers={"kid": f"unknown-{uuid.uuid4().hex}"},
+        )
+        for _ in range(1000)
+    ]
+    return World(issuer, token, scale_token, api_token, public_pem, unknown)
+
+
+def _build_scale(issuer: DevIssuer, ttl: int) -> str:
+    """Organization `big`: 1,000 issuers (static JWKS) with 40 definitions each."""
+    print("scale: creating 1,000 issuers x 40 definitions…", flush=True)
+    big = Organization.objects.create(login="big", name="Big")
+    jwks = issuer.jwks()
+    chosen = ""
+    for n in range(1000):
+        url = f"https://issuer-{n}.bench.example"
+        registered = issuer_register(
+            organization=big,
+            url=url,
+            name=f"issuer {n}",
+            jwks=jwks,
+            outbound=Outbound(policy=OutboundPolicy()),
+        )
+        definitions = [_allow(f"repo:team-{n}-{i}/*", "urn:pulumi:org:big") for i in range(39)]
+        definitions.append(_allow(SUB, "urn:pulumi:org:big"))
+        policy_update(policy=AuthPolicy.objects.get(issuer=registered), definitions=definitions)
+        if n == 500:
+            chosen = url
+    assert Issuer.objects.filter(organization=big).count() == 1000
+    return issuer.mint({"sub": SUB, "iss": chosen}, audience="urn:pulumi:org:big", ttl=ttl)
