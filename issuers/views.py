@@ -27,24 +27,16 @@ from issuers.forms import IssuerEditForm, IssuerRegisterForm, IssuerSourceForm, 
 from issuers.http import Certificate
 from issuers.jwks import ParsedKey
 from issuers.models import Issuer
+from policies.examples import example_for
 from trustportal.access import Need, organization_for_user
 from trustportal.models import Organization, Role
 
+
 # CI platforms for which the policy editor offers an example policy: (name, URL, prefix match).
-KNOWN_PROVIDERS: tuple[tuple[str, str, bool], ...] = (
-    ("GitHub Actions", "https://token.actions.githubusercontent.com", False),
-    ("GitLab CI/CD", "https://gitlab.com", False),
-    ("CircleCI", "https://oidc.circleci.com/org/", True),
-)
-
-
 def known_provider(url: str) -> str | None:
     """The CI platform an issuer URL belongs to, when the policy editor has an example for it."""
-    trimmed = url.strip().rstrip("/").lower()
-    for name, known, prefix in KNOWN_PROVIDERS:
-        if trimmed == known or (prefix and trimmed.startswith(known) and trimmed != known):
-            return name
-    return None
+    example = example_for(url)
+    return example.provider if example is not None else None
 
 
 @dataclass(frozen=True)

@@ -126,7 +126,12 @@ def policy_update(
 
 
 def policy_rollback(
-    *, policy: AuthPolicy, version: int, by: User | None = None, by_token: str = ""
+    *,
+    policy: AuthPolicy,
+    version: int,
+    by: User | None = None,
+    by_token: str = "",
+    expected_version: int | None = None,
 ) -> tuple[AuthPolicy, list[LintWarning]]:
     """Save an earlier version's definitions as a new version (history is never rewritten)."""
     earlier = AuthPolicyVersion.objects.filter(policy=policy, version=version).first()

@@ -100,8 +100,33 @@ def validate_definitions(raw: Any) -> list[FieldError]:
         ]
     errors: list[FieldError] = []
     for index, definition in enumerate(raw):
-        errors.extend(_definition_errors(f"policies[{index}]", definition))
+        where = f"policies[{index}]"
+        if _has_unencodable_text(definition):
+            # A lone surrogate ("\ud800") survives JSON parsing but not storage or display.
+            errors.append(FieldError(where, "contains text that is not valid Unicode"))
+            continue
+        errors.extend(_definition_errors(where, definition))
     return errors
+
+
+def _has_unencodable_text(value: Any, depth: int = 0) -> bool:
+    """Whether any key or string inside `value` cannot be encoded as UTF-8."""
+    if depth > 20:
+        return False  # deeper nesting is refused by the structural checks anyway
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, Mapping):
+        return any(
+            _has_unencodable_text(k, depth + 1) or _has_unencodable_text(v, depth + 1)
+            for k, v in value.items()
+        )
+    if isinstance(value, list):
+        return any(_has_unencodable_text(v, depth + 1) for v in value)
+    return False
 
 
 def _definition_errors(where: str, definition: Any) -> list[FieldError]:

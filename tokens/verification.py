@@ -105,11 +105,11 @@ def decode_unverified(token: str) -> UnverifiedToken:
         raise InvalidRequest("malformed_token", "not a compact JWS with three segments")
     try:
         header = _object(_b64decode(segments[0]))
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError) as exc:
         raise InvalidRequest("malformed_token", f"header: {exc}") from exc
     try:
         claims = _object(_b64decode(segments[1]))
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError) as exc:
         raise InvalidRequest("malformed_token", f"payload: {exc}") from exc
     return UnverifiedToken(sha256=digest, header=header, claims=claims)
 

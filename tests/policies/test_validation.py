@@ -516,3 +516,18 @@ def test_warnings_accumulate_in_order_with_readable_messages() -> None:
 )
 def test_is_github_issuer(url: str, expected: bool) -> None:
     assert is_github_issuer(url) is expected
+
+
+def test_lone_surrogates_are_refused() -> None:
+    errors = validate_definitions(
+        [
+            {
+                "decision": "allow",
+                "tokenType": "organization",
+                "authorizedPermissions": ["admin"],
+                "rules": {"sub": "repo:\ud800"},
+            }
+        ]
+    )
+    assert [e.path for e in errors] == ["policies[0]"]
+    assert "Unicode" in errors[0].message

@@ -260,3 +260,17 @@ def test_rate_limit_per_ip(api_client, local_issuer, settings) -> None:
         response = post_json(api_client, exchange_body(local_issuer.mint(audience=AUDIENCE)))
     assert response.status_code == 429 and response.json()["reason"] == "rate_limited"
     cache.clear()
+
+
+def test_deeply_nested_payload_is_malformed_not_500(api_client) -> None:
+    import base64
+    import json as _json
+
+    def seg(raw: bytes) -> str:
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    header = seg(_json.dumps({"alg": "RS256", "kid": "test-key-1"}).encode())
+    payload = seg(b'{"sub":' + b"[" * 5000 + b"]" * 5000 + b"}")
+    response = post_json(api_client, exchange_body(f"{header}.{payload}.c2ln"))
+    assert response.status_code == 400
+    assert response.json()["reason"] == "malformed_token"
