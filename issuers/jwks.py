@@ -16,7 +16,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from jwt import PyJWK
 from jwt.exceptions import PyJWTError
 
-KID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# \Z, not $: `$` would also accept a trailing newline.
+KID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}\Z")
 PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 MIN_RSA_BITS = 2048
 MAX_KEYS = 100

@@ -500,15 +500,23 @@ class CompiledDefinition:
         )
 
     def grant(self, request: TokenRequest) -> Grant:
-        """What this allow grants for a request it fits."""
+        """What this allow grants for a request it fits.
+
+        Admin is opt-in: an organization request without the `admin` scope gets a standard
+        token even from a definition that could grant admin (least privilege; the pulumi CLI
+        always sends an empty scope).
+        """
         scope = request.scope or None
+        permission = self.permission
+        if self.token_type == "organization" and permission == ADMIN and scope != ADMIN:
+            permission = "standard"
         return Grant(
             definition_index=self.index,
             token_type=self.token_type,
             team=scope if self.token_type == "team" else None,
             user=scope if self.token_type == "personal" else None,
             runner=scope if self.token_type == "runner" else None,
-            permission=self.permission,
+            permission=permission,
         )
 
 

@@ -58,14 +58,27 @@ class CurrentUserApi(APIView):
             assert organization is not None
             name, email = f"{organization.display_name} ({token.token_type} token)", ""
         body = {
+            "id": str(user.pk)
+            if token.token_type == TokenType.PERSONAL and user
+            else principal.login,
             "githubLogin": principal.login,
             "name": name,
             "email": email,
             "avatarUrl": "",
             "organizations": [
-                {"githubLogin": org.login, "name": org.display_name}
+                {
+                    "githubLogin": org.login,
+                    "name": org.display_name,
+                    "avatarUrl": "",
+                    # Pulumi's roles are admin / member; auditors read as members there.
+                    "role": "admin" if principal.role_in(org) == "admin" else "member",
+                }
                 for org in _organizations(principal)
             ],
+            "identities": [],
+            "hasMFA": False,
+            "isOrgManaged": False,
+            "isManagedByMultiOrg": False,
             "tokenInfo": {
                 "name": token.name,
                 "organization": organization.login if organization is not None else "",

@@ -31,7 +31,13 @@ from tokens.errors import InvalidRequest, InvalidScope, InvalidTarget, OAuthErro
 from tokens.minting import Minted, mint
 from tokens.models import AccessToken, Decision, ExchangeEvent
 from tokens.replay import claim_jti
-from tokens.request import ExchangeRequest, RawRequest, parse_request, read_body
+from tokens.request import (
+    ExchangeRequest,
+    RawRequest,
+    organization_of,
+    parse_request,
+    read_body,
+)
 from tokens.verification import (
     LEEWAY_SECONDS,
     UnverifiedToken,
@@ -98,7 +104,11 @@ class _Attempt:
             client_ip=self.caller.client_ip,
             user_agent=self.caller.user_agent[:512],
             organization=self.organization,
-            organization_login=(request.organization if request else "")[:200],
+            organization_login=(
+                request.organization
+                if request
+                else (self.organization.login if self.organization else "")
+            )[:200],
             issuer=self.issuer,
             iss=unverified.claim_text("iss") if unverified else "",
             sub=unverified.claim_text("sub") if unverified else "",
@@ -121,7 +131,12 @@ class _Attempt:
         )
 
 
-def _record_refusal(attempt: _Attempt, error: OAuthError) -> None:
+def _record_refusal(attempt: _Attempt, error: OAuthError, audience_prefix: str) -> None:
+    if attempt.organization is None and attempt.request is None and attempt.raw is not None:
+        # Refused before the request was fully parsed: a usable audience still names the org.
+        login = organization_of(attempt.raw.get("audience"), audience_prefix)
+        if login:
+            attempt.organization = Organization.objects.filter(login=login).first()
     event = attempt.event(
         decision=Decision.DENY, reason=error.reason, error=error.error, detail=error.detail
     )
@@ -248,7 +263,7 @@ def exchange(
         )
         event_id = _record_success(attempt, verified, minted, target)
     except OAuthError as error:
-        _record_refusal(attempt, error)
+        _record_refusal(attempt, error, config.audience_prefix)
         raise
     _touch_issuer(verified.issuer, attempt.now)
     return Exchanged(

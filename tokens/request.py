@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from tokens.errors import InvalidRequest, InvalidScope, InvalidTarget, UnsupportedGrantType
+from tokens.strictjson import check_text, loads_object, no_duplicates
 
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:token-exchange"
 SUBJECT_TOKEN_TYPES = frozenset(
@@ -47,16 +48,12 @@ class RawRequest:
     """What could be read of the body even when it is refused (for the exchange event)."""
 
     fields: Mapping[str, str]
+    # Fields that were present but unusable (not a string, or text that cannot be stored);
+    # parse_request refuses them, after the rest could name the organization for the event.
+    problems: tuple[str, ...] = ()
 
     def get(self, name: str) -> str:
         return self.fields.get(name, "")
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [k for k, _ in pairs]
-    if len(keys) != len(set(keys)):
-        raise ValueError("duplicate keys")
-    return dict(pairs)
 
 
 def read_body(body: bytes, content_type: str) -> RawRequest:
@@ -71,27 +68,31 @@ def read_body(body: bytes, content_type: str) -> RawRequest:
     fields: dict[str, Any]
     if media_type == "application/json":
         try:
-            fields = json.loads(text, object_pairs_hook=_no_duplicates)
-        except ValueError as exc:
+            fields = loads_object(text, check_strings=False)
+        except (ValueError, RecursionError) as exc:
             raise InvalidRequest("malformed_body", f"invalid JSON: {exc}") from exc
-        if not isinstance(fields, dict):
-            raise InvalidRequest("malformed_body", "the JSON body is not an object")
     elif media_type in ("application/x-www-form-urlencoded", ""):
         try:
-            pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=False)
-            fields = _no_duplicates(pairs)
+            fields = no_duplicates(parse_qsl(text, keep_blank_values=True, strict_parsing=False))
         except ValueError as exc:
-            raise InvalidRequest("malformed_body", "repeated form fields") from exc
+            raise InvalidRequest("malformed_body", f"form: {exc}") from exc
     else:
         raise InvalidRequest("unsupported_media_type", media_type)
     strings: dict[str, str] = {}
+    problems: list[str] = []
     for name, value in fields.items():
         if value is None:
             continue
+        try:
+            check_text([name, value])
+        except ValueError:
+            problems.append("a field")
+            continue
         if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise InvalidRequest("malformed_body", f"{name} must be a string")
+            problems.append(name)
+            continue
         strings[name] = value if isinstance(value, str) else json.dumps(value)
-    return RawRequest(strings)
+    return RawRequest(strings, tuple(problems))
 
 
 def _expiration(raw: str) -> int | None:
@@ -118,6 +119,8 @@ def organization_of(audience: str, prefix: str) -> str | None:
 
 def parse_request(raw: RawRequest, *, audience_prefix: str) -> ExchangeRequest:
     """Check every field of an exchange request (SPEC §3) and return it typed."""
+    if raw.problems:
+        raise InvalidRequest("malformed_body", f"unusable fields: {', '.join(raw.problems)}")
     for name, value in raw.fields.items():
         if name != "subject_token" and len(value) > MAX_FIELD_CHARS:
             raise InvalidRequest("field_too_large", name)

@@ -507,9 +507,9 @@ ANY_SUB = {"sub": "*"}
 @pytest.mark.parametrize(
     ("policy", "request_", "expected"),
     [
-        # organization: admin scope needs an admin grant; no scope takes what the definition says
+        # organization: admin scope needs an admin grant; without it the grant is standard
         ([allow(ANY_SUB)], ORG_ADMIN, Grant(0, "organization", None, None, None, "admin")),
-        ([allow(ANY_SUB)], ORG, Grant(0, "organization", None, None, None, "admin")),
+        ([allow(ANY_SUB)], ORG, Grant(0, "organization", None, None, None, "standard")),
         (
             [allow(ANY_SUB, authorizedPermissions=["standard", "admin"])],
             ORG_ADMIN,
@@ -537,10 +537,11 @@ ANY_SUB = {"sub": "*"}
             Grant(0, "organization", None, None, None, "role-123"),
         ),
         ([allow(ANY_SUB, authorizedPermissions=None, roleID="role-123")], ORG_ADMIN, None),
+        # admin is opt-in: without the admin scope an admin definition grants standard
         (
             [allow(ANY_SUB)],
             TokenRequest("organization", ""),
-            Grant(0, "organization", None, None, None, "admin"),
+            Grant(0, "organization", None, None, None, "standard"),
         ),
         ([allow(ANY_SUB)], TokenRequest("organization", "write"), None),
         # a deny for organization tokens blocks both scopes
@@ -550,7 +551,7 @@ ANY_SUB = {"sub": "*"}
         (
             [team(ANY_SUB, "*", decision="deny"), allow(ANY_SUB)],
             ORG,
-            Grant(1, "organization", None, None, None, "admin"),
+            Grant(1, "organization", None, None, None, "standard"),
         ),
         # team
         (

@@ -111,11 +111,18 @@ def test_last_used_is_written_at_most_once_a_minute(api_client, admin_token: str
 def test_api_user_for_an_organization_token(api_client, org, admin_token: str) -> None:
     body = auth(api_client, admin_token).get("/api/user").json()
     assert body == {
+        "id": "acme-bot",
         "githubLogin": "acme-bot",
         "name": "ACME Corp (organization token)",
         "email": "",
         "avatarUrl": "",
-        "organizations": [{"githubLogin": "acme", "name": "ACME Corp"}],
+        "organizations": [
+            {"githubLogin": "acme", "name": "ACME Corp", "avatarUrl": "", "role": "admin"}
+        ],
+        "identities": [],
+        "hasMFA": False,
+        "isOrgManaged": False,
+        "isManagedByMultiOrg": False,
         "tokenInfo": {"name": "ci", "organization": "acme", "team": ""},
     }
 
@@ -143,9 +150,9 @@ def test_api_user_for_a_personal_token_lists_the_users_orgs(api_client) -> None:
     assert body["githubLogin"] == "bob"
     assert body["name"] == "Bob Smith"
     assert body["email"] == "bob@x.test"
-    assert body["organizations"] == [
-        {"githubLogin": "alpha", "name": "alpha"},
-        {"githubLogin": "zeta", "name": "Zeta Inc."},
+    assert [(o["githubLogin"], o["name"], o["role"]) for o in body["organizations"]] == [
+        ("alpha", "alpha", "member"),
+        ("zeta", "Zeta Inc.", "member"),
     ]
 
 

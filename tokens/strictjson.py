@@ -1,0 +1,55 @@
+"""Strict JSON for untrusted input: one object, no duplicate names, storable text only.
+
+Used for request bodies and for the header and claims of subject tokens. Refuses what lenient
+parsers accept and later code trips over: duplicate member names (parsers disagree which wins),
+NaN/Infinity, lone surrogates (not UTF-8, cannot be stored) and NUL (PostgreSQL text refuses it).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object from (name, value) pairs; ValueError when a name repeats."""
+    names = [name for name, _ in pairs]
+    if len(names) != len(set(names)):
+        raise ValueError("duplicate member names")
+    return dict(pairs)
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def check_text(value: Any) -> None:
+    """Refuse strings that cannot be stored: lone surrogates (not UTF-8) and NUL characters."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise ValueError("a string contains NUL")
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise ValueError("a string is not valid Unicode") from exc
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def loads_object(text: str, *, check_strings: bool = True) -> dict[str, Any]:
+    """Parse a JSON object strictly; ValueError (or RecursionError) on anything else.
+
+    With `check_strings=False` the caller checks the strings itself (field by field).
+    """
+    value = json.loads(text, object_pairs_hook=no_duplicates, parse_constant=_no_constants)
+    if not isinstance(value, dict):
+        raise ValueError("not a JSON object")
+    if check_strings:
+        check_text(value)
+    return value
