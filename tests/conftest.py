@@ -29,6 +29,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_process_caches() -> Iterator[None]:
+    """Per-process caches keyed by database ids must not leak between tests (ids get reused)."""
+    from tokens import exchange
+
+    exchange._organizations.clear()
+    yield
+    exchange._organizations.clear()
+
+
 @pytest.fixture(scope="session")
 def _issuer_key() -> SigningKey:
     # RSA key generation is slow; one key per test session is plenty for most tests.

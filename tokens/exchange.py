@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -136,7 +137,7 @@ def _record_refusal(attempt: _Attempt, error: OAuthError, audience_prefix: str) 
         # Refused before the request was fully parsed: a usable audience still names the org.
         login = organization_of(attempt.raw.get("audience"), audience_prefix)
         if login:
-            attempt.organization = Organization.objects.filter(login=login).first()
+            attempt.organization = organization_by_login(login)
     event = attempt.event(
         decision=Decision.DENY, reason=error.reason, error=error.error, detail=error.detail
     )
@@ -153,6 +154,28 @@ def _enforce_rate_limit(bucket: str, limit: int) -> None:
     wait = ratelimit.hit(bucket, limit)
     if wait is not None:
         raise RateLimited("rate_limited", wait)
+
+
+_organizations: dict[str, tuple[float, Organization]] = {}
+ORGANIZATION_CACHE_SECONDS = 30.0
+
+
+def organization_by_login(login: str) -> Organization | None:
+    """The organization with that login; found ones are cached per process for 30 s.
+
+    Only the id and login are used on the exchange path (a rename is a superuser operation and
+    takes effect within the cache period); unknown logins are never cached.
+    """
+    now = time.monotonic()
+    cached = _organizations.get(login)
+    if cached is not None and now - cached[0] < ORGANIZATION_CACHE_SECONDS:
+        return cached[1]
+    organization = Organization.objects.filter(login=login).only("id", "login", "name").first()
+    if organization is not None:
+        if len(_organizations) > 10_000:
+            _organizations.clear()
+        _organizations[login] = (now, organization)
+    return organization
 
 
 def _grant_target(organization: Organization, grant: Grant) -> dict[str, Any]:
@@ -188,7 +211,8 @@ def _touch_issuer(issuer: Issuer, now: datetime) -> None:
 
 def _evaluate(attempt: _Attempt, verified: VerifiedToken, request: ExchangeRequest) -> Grant:
     """Step 3: the issuer's compiled policy decides (deny wins, then the first allow)."""
-    policy = AuthPolicy.objects.only("id", "version", "issuer_id").get(issuer_id=verified.issuer.pk)
+    # Read with the issuer in one query (select_related): the version decides the cache entry.
+    policy = verified.issuer.policy
     attempt.policy = policy
     compiled = compiled_policy(policy.pk, policy.version)
     token_request = TokenRequest(token_type=request.token_type, scope=request.scope_name)
@@ -226,7 +250,7 @@ def exchange(
             _enforce_rate_limit(f"ip:{caller.client_ip}", config.rate_limit_per_ip)
         request = parse_request(attempt.raw, audience_prefix=config.audience_prefix)
         attempt.request = request
-        attempt.organization = Organization.objects.filter(login=request.organization).first()
+        attempt.organization = organization_by_login(request.organization)
         if attempt.organization is None:
             raise InvalidTarget("unknown_organization", request.organization)
         attempt.unverified = decode_unverified(request.subject_token)
@@ -234,9 +258,11 @@ def exchange(
         verified = verify_subject_token(
             attempt.unverified,
             request.subject_token,
-            issuer_for=lambda iss: Issuer.objects.filter(
-                organization=organization, issuer=iss
-            ).first(),
+            issuer_for=lambda iss: (
+                Issuer.objects.select_related("policy")
+                .filter(organization_id=organization.pk, issuer=iss)
+                .first()
+            ),
             audience=request.audience,
             key_for=lambda issuer, kid, alg: _key_for(attempt, issuer, kid, alg, refresh),
             now=attempt.now,
