@@ -41,10 +41,11 @@ def production_errors(
                 id="trustportal.E003",
             )
         )
-    if not config.secrets_key:
+    if not config.secrets_key or len(config.secrets_key) < 32:
         errors.append(
             Error(
-                "TRUSTPORTAL_SECRETS_KEY is not set; environment secrets need it in production.",
+                "TRUSTPORTAL_SECRETS_KEY is not set or shorter than 32 characters; environment "
+                "secrets need it in production.",
                 hint="Set it to a long random value and keep it in your secret store.",
                 id="trustportal.E004",
             )

@@ -9,6 +9,8 @@ from typing import Any
 
 from django.db import transaction
 
+from environments.models import Environment
+from environments.services import environment_seed_demo
 from issuers.models import Issuer
 from issuers.services import Outbound, issuer_register
 from policies.models import AuthPolicy
@@ -103,4 +105,6 @@ def demo_seed(
                 by=admin,
                 note="example policy seeded by make run",
             )
+    if not Environment.objects.filter(organization=organization).exists():
+        environment_seed_demo(organization, admin)
     return Demo(organization=organization, admin=admin, password=password, issuer=issuer)

@@ -197,6 +197,7 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.FormParser",
     ],
     "EXCEPTION_HANDLER": "trustportal.errors.exception_handler",
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "trustportal.negotiation.JsonWhateverAccept",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }

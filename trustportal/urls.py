@@ -14,6 +14,7 @@ api_patterns: list[URLPattern | URLResolver] = [
     path("", include("trustportal.api_urls")),
     path("", include("issuers.urls")),
     path("", include("policies.urls")),
+    path("", include("environments.urls")),
     path("openapi.json", SpectacularAPIView.as_view(), name="openapi-schema"),
 ]
 
@@ -28,6 +29,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("orgs/<str:org>/issuers/", include("issuers.page_urls")),
     path("orgs/<str:org>/policies/", include("policies.page_urls")),
+    path("orgs/<str:org>/environments/", include("environments.page_urls")),
     path("api/", include(api_patterns)),
 ]
 

@@ -274,3 +274,11 @@ def test_deeply_nested_payload_is_malformed_not_500(api_client) -> None:
     response = post_json(api_client, exchange_body(f"{header}.{payload}.c2ln"))
     assert response.status_code == 400
     assert response.json()["reason"] == "malformed_token"
+
+
+def test_pulumi_go_clients_accept_header_gets_json(api_client, admin_token) -> None:
+    # The pulumi and esc CLIs send this Accept; the API answers JSON rather than 406.
+    api_client.credentials(HTTP_AUTHORIZATION=f"token {admin_token}")
+    response = api_client.get("/api/user", HTTP_ACCEPT="application/vnd.pulumi+8")
+    assert response.status_code == 200
+    assert response.json()["githubLogin"] == "acme-bot"

@@ -45,6 +45,12 @@ def test_safe_production_config_passes() -> None:
             ["trustportal.E003"],
         ),
         (TrustPortalConfig(environment="production"), False, GOOD_KEY, ["trustportal.E004"]),
+        (
+            TrustPortalConfig(environment="production", secrets_key="short"),
+            False,
+            GOOD_KEY,
+            ["trustportal.E004"],
+        ),
     ],
 )
 def test_unsafe_production_configs_are_refused(config, debug, key, expected) -> None:

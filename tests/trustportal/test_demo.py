@@ -44,3 +44,11 @@ def test_printed_commands_name_the_right_places() -> None:
     assert "http://127.0.0.1:9000/api/oauth/token" in lines[1]
     assert "urn:ietf:params:oauth:grant-type:token-exchange" in lines[1]
     assert lines[-1].endswith("http://127.0.0.1:9000/api/esc/environments")
+
+
+def test_demo_seeds_one_environment(tmp_path, local_issuer, outbound, allow_local_issuers) -> None:
+    from environments.models import Environment
+
+    demo_seed(state_dir=tmp_path, issuer_url=local_issuer.url, outbound=outbound)
+    demo_seed(state_dir=tmp_path, issuer_url=local_issuer.url, outbound=outbound)
+    assert Environment.objects.count() == 1

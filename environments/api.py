@@ -1,0 +1,619 @@
+"""The ESC-compatible environments API under `/api/esc/environments` (Pulumi paths and shapes).
+
+Thin views: each resolves the caller (`organization_for` + `access.actor_for_principal`), checks
+the level the operation needs, calls one service or selector and shapes the answer the way
+`pulumi-esc-sdk` expects. Definitions travel as YAML (`application/x-yaml`) with `ETag` and
+`Pulumi-ESC-Revision` headers; everything else is JSON; errors are `{"code","message"}`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpResponse
+from django.utils import timezone
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_variables
+from drf_spectacular.utils import extend_schema
+from rest_framework.parsers import BaseParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from environments import access, evaluation, selectors, services
+from environments.access import Actor
+from environments.errors import DefinitionInvalid, EnvironmentInvalid
+from environments.models import Environment, EnvironmentTag, Level, Revision, RevisionTag
+from tokens.models import TokenType
+from tokens.views import client_ip
+from trustportal.access import Need, organization_for, principal_of
+from trustportal.errors import BadRequest, Forbidden, NotFound
+from trustportal.models import Organization
+from trustportal.negotiation import JsonWhateverAccept
+from trustportal.selectors import organizations_for_user
+
+PAGE_SIZE = 100
+MAX_REVISIONS_PAGE = 500
+YAML = "application/x-yaml; charset=utf-8"
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+
+
+class AnyAccept(JsonWhateverAccept):
+    """JSON whatever `Accept` says, and the view's first parser whatever the body's type."""
+
+    def select_parser(self, request: Request, parsers: Iterable[BaseParser]) -> BaseParser | None:
+        return next(iter(parsers), None)
+
+
+class EscApi(APIView):
+    """Base of every ESC view."""
+
+    content_negotiation_class = AnyAccept
+
+
+# --- shapes -------------------------------------------------------------------------------------
+def _time(value: datetime | None) -> str:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else ""
+
+
+def environment_json(environment: Environment) -> dict[str, Any]:
+    """Pulumi's `OrgEnvironment`."""
+    return {
+        "organization": environment.organization.login,
+        "project": environment.project,
+        "name": environment.name,
+        "created": _time(environment.created),
+        "modified": _time(environment.modified),
+    }
+
+
+def revision_json(revision: Revision, tags: list[str]) -> dict[str, Any]:
+    """Pulumi's `EnvironmentRevision`."""
+    return {
+        "number": revision.number,
+        "created": _time(revision.created),
+        "creatorLogin": revision.creator_login,
+        "creatorName": revision.creator_name,
+        "tags": tags,
+    }
+
+
+def revision_tag_json(tag: RevisionTag) -> dict[str, Any]:
+    """Pulumi's `EnvironmentRevisionTag`."""
+    return {
+        "name": tag.name,
+        "revision": tag.revision,
+        "created": _time(tag.created),
+        "modified": _time(tag.modified),
+        "editorLogin": tag.editor_login,
+        "editorName": tag.editor_name,
+    }
+
+
+def latest_tag_json(environment: Environment) -> dict[str, Any]:
+    """The implicit `latest` tag, shaped like a stored one."""
+    latest = selectors.revision_numbered(environment, environment.revision)
+    return {
+        "name": selectors.LATEST,
+        "revision": environment.revision,
+        "created": _time(environment.created),
+        "modified": _time(environment.modified),
+        "editorLogin": latest.creator_login if latest else "",
+        "editorName": latest.creator_name if latest else "",
+    }
+
+
+def environment_tag_json(tag: EnvironmentTag) -> dict[str, Any]:
+    """Pulumi's `EnvironmentTag`."""
+    return {
+        "name": tag.name,
+        "value": tag.value,
+        "created": _time(tag.created),
+        "modified": _time(tag.modified),
+        "editorLogin": tag.editor_login,
+        "editorName": tag.editor_name,
+    }
+
+
+def _definition_response(
+    environment: Environment, revision: Revision, text: str, *, secret: bool = False
+) -> HttpResponse:
+    """A definition as YAML with `ETag` and `Pulumi-ESC-Revision` (no-store if decrypted)."""
+    response = HttpResponse(text, content_type=YAML)
+    response["ETag"] = f'"{revision.number}"'
+    response["Pulumi-ESC-Revision"] = str(revision.number)
+    if secret:
+        for name, value in NO_STORE.items():
+            response[name] = value
+    return response
+
+
+# --- inputs -------------------------------------------------------------------------------------
+def _caller(request: Request, org: str) -> tuple[Organization, Actor]:
+    """The organization in the URL (404 if unreachable) and the caller's actor in it."""
+    organization = organization_for(request, org, Need.ANY)
+    return organization, access.actor_for_principal(principal_of(request), organization)
+
+
+def _environment(
+    request: Request, org: str, project: str, name: str, need: str
+) -> tuple[Environment, Actor]:
+    """The environment, if the caller holds `need` on it: 404 when they hold nothing, else 403."""
+    organization, actor = _caller(request, org)
+    environment = selectors.environment_named(organization.pk, project, name)
+    level = access.level_of(actor, environment) if environment is not None else None
+    if environment is None or level is None:
+        raise NotFound(f"Environment '{project}/{name}' not found.")
+    if not access.allows(level, need):
+        raise Forbidden(f"This needs `{need}` permission on the environment; you have `{level}`.")
+    return environment, actor
+
+
+def _version(environment: Environment, version: str | None) -> Revision:
+    """The revision a version names (latest when None), or 404."""
+    revision = (
+        selectors.revision_for_version(environment, version)
+        if version is not None
+        else selectors.revision_numbered(environment, environment.revision)
+    )
+    if revision is None:
+        raise NotFound(f"Version '{version}' of this environment does not exist.")
+    return revision
+
+
+def _object(request: Request) -> dict[str, Any]:
+    if not isinstance(request.data, dict):
+        raise BadRequest("The body must be a JSON object.")
+    return dict(request.data)
+
+
+def _definition_text(request: Request) -> str:
+    """The raw YAML body, whatever content type the client declared (the esc CLI says JSON)."""
+    limit = evaluation.MAX_DEFINITION_BYTES
+    too_big = EnvironmentInvalid(f"The definition is larger than {limit // 1024} KiB.")
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > limit:
+        raise too_big
+    try:
+        raw = request.body
+    except RequestDataTooBig as exc:
+        raise too_big from exc
+    if len(raw) > limit:
+        raise too_big
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise EnvironmentInvalid("The definition must be UTF-8 text.") from exc
+
+
+def _expected_revision(request: Request) -> int | None:
+    """The revision named by `If-Match` (or `ETag`, which the esc CLI sends), if any."""
+    raw = (request.headers.get("If-Match") or request.headers.get("ETag") or "").strip()
+    if not raw or raw == "*":
+        return None
+    raw = raw.removeprefix("W/").strip().strip('"')
+    if not raw.isdigit():
+        raise BadRequest("If-Match must be the ETag you read (the revision number).")
+    return int(raw)
+
+
+def parse_duration(text: str) -> timedelta:
+    """A Go duration (`1h`, `2h0m0s`, `90s`, `1.5h`) or plain seconds; ValueError otherwise."""
+    text = text.strip()
+    if text.isdigit():
+        return timedelta(seconds=int(text))
+    total, position = 0.0, 0
+    while position < len(text):
+        match = _DURATION.match(text, position)
+        if match is None:
+            raise ValueError(text)
+        total += float(match.group(1)) * _UNITS[match.group(2)]
+        position = match.end()
+    if total <= 0:
+        raise ValueError(text)
+    return timedelta(seconds=total)
+
+
+def _int_param(request: Request, name: str, *, default: int | None = None) -> int | None:
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return default
+    assert raw is not None
+    if not raw.isdigit():
+        raise BadRequest(f"`{name}` must be a whole number.")
+    return int(raw)
+
+
+def _request_info(request: Request) -> services.RequestInfo:
+    return services.RequestInfo(
+        request_id=str(getattr(request, "request_id", "") or ""),
+        client_ip=client_ip(request._request),
+        user_agent=request.headers.get("User-Agent", ""),
+    )
+
+
+def _encode_page(environment: Environment) -> str:
+    key = [environment.organization.login, environment.project, environment.name]
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
+
+
+def _decode_page(token: str | None) -> selectors.PageKey | None:
+    if not token:
+        return None
+    try:
+        key = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except (binascii.Error, ValueError) as exc:
+        raise BadRequest("The continuationToken is not one this server gave out.") from exc
+    if not (
+        isinstance(key, list)
+        and len(key) == 3
+        and all(isinstance(k, str) and k.isprintable() for k in key)
+    ):
+        raise BadRequest("The continuationToken is not one this server gave out.")
+    return key[0], key[1], key[2]
+
+
+def _page(request: Request, actors: list[Actor]) -> Response:
+    """One page of environments for the actors, with `nextToken` when more follow."""
+    after = _decode_page(request.query_params.get("continuationToken"))
+    found = selectors.environments_visible(actors, after=after, limit=PAGE_SIZE + 1)
+    page = found[:PAGE_SIZE]
+    following = _encode_page(page[-1]) if len(found) > PAGE_SIZE else ""
+    return Response({"environments": [environment_json(e) for e in page], "nextToken": following})
+
+
+# --- environments -------------------------------------------------------------------------------
+class AllEnvironmentsApi(EscApi):
+    """`GET /api/esc/environments`: every environment the caller may read, in all its orgs."""
+
+    @extend_schema(request=None, responses=None, operation_id="listAllEnvironments")
+    def get(self, request: Request) -> Response:
+        principal = principal_of(request)
+        token = principal.token
+        if token.organization_id is not None:
+            organizations = [token.organization]
+        elif token.token_type == TokenType.PERSONAL and token.user is not None:
+            organizations = list(organizations_for_user(token.user))
+        else:
+            organizations = []
+        wanted = request.query_params.get("organization")
+        actors = [
+            access.actor_for_principal(principal, organization)
+            for organization in organizations
+            if organization is not None and (not wanted or organization.login == wanted)
+        ]
+        return _page(request, actors)
+
+
+class OrgEnvironmentsApi(EscApi):
+    """`GET|POST /api/esc/environments/{org}`: list (paged) or create `{"project","name"}`."""
+
+    @extend_schema(request=None, responses=None, operation_id="listEnvironments")
+    def get(self, request: Request, org: str) -> Response:
+        _organization, actor = _caller(request, org)
+        return _page(request, [actor])
+
+    @extend_schema(request=None, responses=None, operation_id="createEnvironment")
+    def post(self, request: Request, org: str) -> Response:
+        organization, actor = _caller(request, org)
+        if not actor.can_create:
+            raise Forbidden("Creating environments needs an organization admin.")
+        body = _object(request)
+        environment = services.environment_create(
+            organization=organization,
+            project=body.get("project", ""),
+            name=body.get("name", ""),
+            actor=actor,
+        )
+        return Response(environment_json(environment), status=200)
+
+
+class CheckYamlApi(EscApi):
+    """`POST /api/esc/environments/{org}/yaml/check`: evaluate a draft, secrets hidden."""
+
+    @extend_schema(request=None, responses=None, operation_id="checkEnvironmentYaml")
+    def post(self, request: Request, org: str) -> Response:
+        _organization, actor = _caller(request, org)
+        result = services.environment_check(actor=actor, text=_definition_text(request))
+        if result.diagnostics:
+            raise DefinitionInvalid(result.diagnostics)
+        properties = {k: v.to_wire(reveal=False) for k, v in result.properties.items()}
+        return Response({"properties": properties, "diagnostics": []})
+
+
+class EnvironmentApi(EscApi):
+    """`GET|HEAD|PATCH|DELETE /api/esc/environments/{org}/{project}/{env}`."""
+
+    @extend_schema(request=None, responses=None, operation_id="getEnvironment")
+    def get(self, request: Request, org: str, project: str, env: str) -> HttpResponse:
+        environment, _actor = _environment(request, org, project, env, Level.READ)
+        revision = _version(environment, None)
+        return _definition_response(environment, revision, revision.definition)
+
+    @extend_schema(request=None, responses=None, operation_id="updateEnvironmentYaml")
+    def patch(self, request: Request, org: str, project: str, env: str) -> Response:
+        environment, actor = _environment(request, org, project, env, Level.WRITE)
+        revision = services.environment_update(
+            environment=environment,
+            text=_definition_text(request),
+            actor=actor,
+            expected_revision=_expected_revision(request),
+        )
+        return Response(
+            {"diagnostics": [], "revision": revision.number},
+            headers={"ETag": f'"{revision.number}"', "Pulumi-ESC-Revision": str(revision.number)},
+        )
+
+    @extend_schema(request=None, responses={204: None}, operation_id="deleteEnvironment")
+    def delete(self, request: Request, org: str, project: str, env: str) -> Response:
+        environment, _actor = _environment(request, org, project, env, Level.ADMIN)
+        services.environment_delete(environment=environment)
+        return Response(status=204)
+
+
+class EnvironmentVersionApi(EscApi):
+    """`GET …/versions/{version}`: the definition at a revision number or revision tag."""
+
+    @extend_schema(request=None, responses=None, operation_id="getEnvironmentAtVersion")
+    def get(self, request: Request, org: str, project: str, env: str, version: str) -> HttpResponse:
+        environment, _actor = _environment(request, org, project, env, Level.READ)
+        revision = _version(environment, version)
+        return _definition_response(environment, revision, revision.definition)
+
+
+class DecryptApi(EscApi):
+    """`GET …/decrypt` (and `…/versions/{version}/decrypt`): secrets in plaintext, admins only."""
+
+    @extend_schema(request=None, responses=None, operation_id="decryptEnvironment")
+    @method_decorator(sensitive_variables("text"))
+    def get(
+        self, request: Request, org: str, project: str, env: str, version: str | None = None
+    ) -> HttpResponse:
+        environment, actor = _environment(request, org, project, env, Level.ADMIN)
+        revision = _version(environment, version)
+        text = services.environment_decrypt(
+            environment=environment,
+            revision=revision,
+            actor=actor,
+            request=_request_info(request),
+        )
+        return _definition_response(environment, revision, text, secret=True)
+
+
+class VersionDecryptApi(DecryptApi):
+    """`GET …/versions/{version}/decrypt` (its own operation id in the schema)."""
+
+    @extend_schema(request=None, responses=None, operation_id="decryptEnvironmentAtVersion")
+    def get(
+        self, request: Request, org: str, project: str, env: str, version: str | None = None
+    ) -> HttpResponse:
+        return super().get(request, org, project, env, version)
+
+
+# --- open ---------------------------------------------------------------------------------------
+class OpenApi(EscApi):
+    """`POST …/open?duration=2h` (or `…/versions/{version}/open`) → `{"id": session}`."""
+
+    @extend_schema(request=None, responses=None, operation_id="openEnvironment")
+    def post(
+        self, request: Request, org: str, project: str, env: str, version: str | None = None
+    ) -> Response:
+        environment, actor = _environment(request, org, project, env, Level.OPEN)
+        revision = _version(environment, version)
+        raw = request.query_params.get("duration")
+        try:
+            duration = parse_duration(raw) if raw else None
+        except ValueError as exc:
+            raise BadRequest("duration is a Go duration such as 1h, 30m or 2h0m0s.") from exc
+        session_id, _event = services.environment_open(
+            environment=environment,
+            revision=revision,
+            actor=actor,
+            duration=duration,
+            request=_request_info(request),
+        )
+        return Response({"id": session_id}, headers=NO_STORE)
+
+
+class VersionOpenApi(OpenApi):
+    """`POST …/versions/{version}/open` (its own operation id in the schema)."""
+
+    @extend_schema(request=None, responses=None, operation_id="openEnvironmentAtVersion")
+    def post(
+        self, request: Request, org: str, project: str, env: str, version: str | None = None
+    ) -> Response:
+        return super().post(request, org, project, env, version)
+
+
+class OpenSessionApi(EscApi):
+    """`GET …/open/{id}` → `{"properties": {…}}`; `?property=a.b[0]` → that one `Value`."""
+
+    @extend_schema(request=None, responses=None, operation_id="readOpenEnvironment")
+    @method_decorator(sensitive_variables("result", "found", "properties"))
+    def get(self, request: Request, org: str, project: str, env: str, session: str) -> Response:
+        environment, actor = _environment(request, org, project, env, Level.OPEN)
+        event = selectors.open_session(environment, session, now=timezone.now())
+        if event is None:
+            raise NotFound("No such open session, or it has expired.")
+        result = services.environment_read_open(environment=environment, event=event, actor=actor)
+        wanted = request.query_params.get("property")
+        if wanted is not None:
+            try:
+                accessors = evaluation.parse_path(wanted)
+            except ValueError as exc:
+                raise BadRequest(f"property: {exc}") from exc
+            found = result.value.lookup(accessors) if result.value is not None else None
+            if found is None:
+                raise NotFound(f"Property '{wanted}' not found.")
+            return Response(found.to_wire(reveal=True), headers=NO_STORE)
+        properties = {k: v.to_wire(reveal=True) for k, v in result.properties.items()}
+        return Response({"properties": properties}, headers=NO_STORE)
+
+
+# --- revisions and revision tags ----------------------------------------------------------------
+class RevisionListApi(EscApi):
+    """`GET …/versions?before=N&count=M`: revisions, newest first."""
+
+    @extend_schema(request=None, responses=None, operation_id="listEnvironmentRevisions")
+    def get(self, request: Request, org: str, project: str, env: str) -> Response:
+        environment, _actor = _environment(request, org, project, env, Level.READ)
+        count = min(_int_param(request, "count", default=100) or 100, MAX_REVISIONS_PAGE)
+        revisions = selectors.revisions_of(
+            environment, before=_int_param(request, "before"), count=count
+        )
+        tags = selectors.tag_names_by_revision(environment)
+        return Response([revision_json(r, tags.get(r.number, [])) for r in revisions])
+
+
+class RevisionTagListApi(EscApi):
+    """`GET|POST …/versions/tags`: list (`latest` included) or create `{name, revision}`."""
+
+    @extend_schema(request=None, responses=None, operation_id="listEnvironmentRevisionTags")
+    def get(self, request: Request, org: str, project: str, env: str) -> Response:
+        environment, _actor = _environment(request, org, project, env, Level.READ)
+        after = request.query_params.get("after") or ""
+        count = _int_param(request, "count")
+        tags = [latest_tag_json(environment)] + [
+            revision_tag_json(t) for t in selectors.revision_tags_of(environment)
+        ]
+        tags = sorted((t for t in tags if t["name"] > after), key=lambda t: str(t["name"]))
+        following = ""
+        if count is not None and len(tags) > count:
+            tags = tags[:count]
+            following = str(tags[-1]["name"])
+        return Response({"tags": tags, "nextToken": following})
+
+    @extend_schema(request=None, responses={204: None}, operation_id="createRevisionTag")
+    def post(self, request: Request, org: str, project: str, env: str) -> Response:
+        environment, actor = _environment(request, org, project, env, Level.WRITE)
+        body = _object(request)
+        services.revision_tag_create(
+            environment=environment,
+            name=body.get("name"),
+            revision=body.get("revision"),
+            actor=actor,
+        )
+        return Response(status=204)
+
+
+class RevisionTagApi(EscApi):
+    """`GET|POST|PATCH|DELETE …/versions/tags/{tag}` (`latest` is read-only)."""
+
+    def _tag(self, environment: Environment, tag: str) -> RevisionTag:
+        if tag == selectors.LATEST:
+            raise BadRequest("`latest` always names the newest revision; it cannot be changed.")
+        found = selectors.revision_tag_named(environment, tag)
+        if found is None:
+            raise NotFound(f"Revision tag '{tag}' not found.")
+        return found
+
+    @extend_schema(request=None, responses=None, operation_id="getRevisionTag")
+    def get(self, request: Request, org: str, project: str, env: str, tag: str) -> Response:
+        environment, _actor = _environment(request, org, project, env, Level.READ)
+        if tag == selectors.LATEST:
+            return Response(latest_tag_json(environment))
+        return Response(revision_tag_json(self._tag(environment, tag)))
+
+    @extend_schema(request=None, responses={204: None}, operation_id="createNamedRevisionTag")
+    def post(self, request: Request, org: str, project: str, env: str, tag: str) -> Response:
+        environment, actor = _environment(request, org, project, env, Level.WRITE)
+        body = _object(request)
+        services.revision_tag_create(
+            environment=environment, name=tag, revision=body.get("revision"), actor=actor
+        )
+        return Response(status=204)
+
+    @extend_schema(request=None, responses={204: None}, operation_id="updateRevisionTag")
+    def patch(self, request: Request, org: str, project: str, env: str, tag: str) -> Response:
+        environment, actor = _environment(request, org, project, env, Level.WRITE)
+        found = self._tag(environment, tag)
+        services.revision_tag_update(
+            tag=found, revision=_object(request).get("revision"), actor=actor
+        )
+        return Response(status=204)
+
+    @extend_schema(request=None, responses={204: None}, operation_id="deleteRevisionTag")
+    def delete(self, request: Request, org: str, project: str, env: str, tag: str) -> Response:
+        environment, _actor = _environment(request, org, project, env, Level.WRITE)
+        services.revision_tag_delete(tag=self._tag(environment, tag))
+        return Response(status=204)
+
+
+# --- environment tags ---------------------------------------------------------------------------
+class EnvironmentTagListApi(EscApi):
+    """`GET|POST …/tags`: `{"tags": {name: tag}, "nextToken"}` or create `{name, value}`."""
+
+    @extend_schema(request=None, responses=None, operation_id="listEnvironmentTags")
+    def get(self, request: Request, org: str, project: str, env: str) -> Response:
+        environment, _actor = _environment(request, org, project, env, Level.READ)
+        count = _int_param(request, "count")
+        tags = selectors.environment_tags_of(
+            environment,
+            after=request.query_params.get("after"),
+            count=count + 1 if count is not None else None,
+        )
+        following = ""
+        if count is not None and len(tags) > count:
+            tags = tags[:count]
+            following = tags[-1].name
+        return Response(
+            {"tags": {t.name: environment_tag_json(t) for t in tags}, "nextToken": following}
+        )
+
+    @extend_schema(request=None, responses=None, operation_id="createEnvironmentTag")
+    def post(self, request: Request, org: str, project: str, env: str) -> Response:
+        environment, actor = _environment(request, org, project, env, Level.WRITE)
+        body = _object(request)
+        tag = services.environment_tag_create(
+            environment=environment, name=body.get("name"), value=body.get("value"), actor=actor
+        )
+        return Response(environment_tag_json(tag))
+
+
+class EnvironmentTagApi(EscApi):
+    """`GET|PATCH|DELETE …/tags/{tag}`; PATCH takes `{"currentTag", "newTag"}`."""
+
+    def _tag(self, environment: Environment, tag: str) -> EnvironmentTag:
+        found = selectors.environment_tag_named(environment, tag)
+        if found is None:
+            raise NotFound(f"Tag '{tag}' not found.")
+        return found
+
+    @extend_schema(request=None, responses=None, operation_id="getEnvironmentTag")
+    def get(self, request: Request, org: str, project: str, env: str, tag: str) -> Response:
+        environment, _actor = _environment(request, org, project, env, Level.READ)
+        return Response(environment_tag_json(self._tag(environment, tag)))
+
+    @extend_schema(request=None, responses=None, operation_id="updateEnvironmentTag")
+    def patch(self, request: Request, org: str, project: str, env: str, tag: str) -> Response:
+        environment, actor = _environment(request, org, project, env, Level.WRITE)
+        body = _object(request)
+        current = body.get("currentTag") if isinstance(body.get("currentTag"), dict) else {}
+        new = body.get("newTag") if isinstance(body.get("newTag"), dict) else {}
+        assert isinstance(current, dict) and isinstance(new, dict)
+        updated = services.environment_tag_update(
+            tag=self._tag(environment, tag),
+            current_value=current.get("value"),
+            new_name=new.get("name"),
+            new_value=new.get("value"),
+            actor=actor,
+        )
+        return Response(environment_tag_json(updated))
+
+    @extend_schema(request=None, responses={204: None}, operation_id="deleteEnvironmentTag")
+    def delete(self, request: Request, org: str, project: str, env: str, tag: str) -> Response:
+        environment, _actor = _environment(request, org, project, env, Level.WRITE)
+        services.environment_tag_delete(tag=self._tag(environment, tag))
+        return Response(status=204)

@@ -1,0 +1,262 @@
+"""Environments: definitions with revisions, tags, per-team permissions and a record of opens.
+
+Definitions are stored *sealed*: every `fn::secret` holds only AES-GCM ciphertext
+(`environments/secrets.py`), so no column ever holds a secret's plaintext.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from trustportal.models import Organization, Runner, Team
+
+
+class Level(models.TextChoices):
+    """Permission on an environment; each level includes the ones before it."""
+
+    READ = "read", "Read (definition, secrets as ciphertext)"
+    OPEN = "open", "Open (resolved values, secrets included)"
+    WRITE = "write", "Write (edit the definition and tags)"
+    ADMIN = "admin", "Admin (delete, decrypt, permissions)"
+
+
+class Environment(models.Model):
+    """A named definition of configuration and secrets: organization / project / name."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="environments"
+    )
+    project = models.CharField(max_length=100)
+    name = models.CharField(max_length=100)
+    # The latest revision's number; revision 1 is the empty definition made on creation.
+    revision = models.PositiveIntegerField(default=1)
+    created = models.DateTimeField()
+    modified = models.DateTimeField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+
+    class Meta:
+        ordering = ["project", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "project", "name"], name="environment_unique_name"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organization.login}/{self.project}/{self.name}"
+
+    @property
+    def full_name(self) -> str:
+        """`project/name`, as imports and diagnostics name it."""
+        return f"{self.project}/{self.name}"
+
+
+class Revision(models.Model):
+    """One saved definition; numbers start at 1 and grow by one on every update."""
+
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="revisions")
+    number = models.PositiveIntegerField()
+    definition = models.TextField(blank=True)  # sealed YAML: secrets as ciphertext only
+    created = models.DateTimeField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    creator_login = models.CharField(max_length=200, blank=True)
+    creator_name = models.CharField(max_length=200, blank=True)
+    creator_token = models.CharField(max_length=300, blank=True)  # "tpo_ab12… (name)"
+
+    class Meta:
+        ordering = ["-number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["environment", "number"], name="revision_unique_number"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.environment} r{self.number}"
+
+
+class RevisionTag(models.Model):
+    """A name for a revision (`stable` → 4); `latest` is implicit and never stored."""
+
+    environment = models.ForeignKey(
+        Environment, on_delete=models.CASCADE, related_name="revision_tags"
+    )
+    name = models.CharField(max_length=100)
+    revision = models.PositiveIntegerField()
+    created = models.DateTimeField()
+    modified = models.DateTimeField()
+    editor_login = models.CharField(max_length=200, blank=True)
+    editor_name = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["environment", "name"], name="revision_tag_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} → r{self.revision}"
+
+
+class EnvironmentTag(models.Model):
+    """A key/value label on an environment (`owner: platform`)."""
+
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="tags")
+    name = models.CharField(max_length=100)
+    value = models.CharField(max_length=1000, blank=True)
+    created = models.DateTimeField()
+    modified = models.DateTimeField()
+    editor_login = models.CharField(max_length=200, blank=True)
+    editor_name = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["environment", "name"], name="environment_tag_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name}={self.value}"
+
+
+class Grant(models.Model):
+    """A team's (or a runner's) permission on one environment.
+
+    Runner grants are capped at `open` when evaluated: runners never edit (docs/environments.md).
+    """
+
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="grants")
+    team = models.ForeignKey(
+        Team, on_delete=models.CASCADE, null=True, blank=True, related_name="environment_grants"
+    )
+    runner = models.ForeignKey(
+        Runner, on_delete=models.CASCADE, null=True, blank=True, related_name="environment_grants"
+    )
+    permission = models.CharField(max_length=8, choices=Level.choices)
+    created = models.DateTimeField()
+    modified = models.DateTimeField()
+
+    class Meta:
+        ordering = ["team__name", "runner__name"]
+        constraints = [
+            models.CheckConstraint(
+                name="grant_team_xor_runner",
+                condition=(
+                    Q(team__isnull=False, runner__isnull=True)
+                    | Q(team__isnull=True, runner__isnull=False)
+                ),
+            ),
+            models.UniqueConstraint(
+                fields=["environment", "team"],
+                condition=Q(team__isnull=False),
+                name="grant_unique_team",
+            ),
+            models.UniqueConstraint(
+                fields=["environment", "runner"],
+                condition=Q(runner__isnull=False),
+                name="grant_unique_runner",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        who = f"team {self.team}" if self.team_id else f"runner {self.runner}"
+        return f"{who}: {self.permission}"
+
+
+class AccessKind(models.TextChoices):
+    """What an access record is about."""
+
+    OPEN = "open", "Opened (values resolved)"
+    DECRYPT = "decrypt", "Decrypted definition"
+
+
+class AccessEvent(models.Model):
+    """One row per open (or decrypt) of an environment: who, with which token, from where.
+
+    Append-only audit; references are plain ids without database constraints so that deleting
+    an environment, a token or an exchange event never touches this history.
+    """
+
+    kind = models.CharField(max_length=8, choices=AccessKind.choices)
+    created = models.DateTimeField()
+    organization = models.ForeignKey(
+        Organization,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    environment = models.ForeignKey(
+        Environment,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    project = models.CharField(max_length=100)
+    name = models.CharField(max_length=100)
+    revision = models.PositiveIntegerField()
+    # Revisions of every imported environment at open time, so reads see the same values.
+    imports = models.JSONField(default=dict, blank=True)
+    # SHA-256 of the open session id (the id itself goes only to the caller).
+    session_hash = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    expires = models.DateTimeField(null=True, blank=True)
+    token = models.ForeignKey(
+        "tokens.AccessToken",
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    token_type = models.CharField(max_length=16, blank=True)
+    token_label = models.CharField(max_length=300, blank=True)
+    exchange_event = models.ForeignKey(
+        "tokens.ExchangeEvent",
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    login = models.CharField(max_length=200, blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    client_ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["environment", "-id"], name="access_env_id"),
+            models.Index(fields=["organization", "-id"], name="access_org_id"),
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.created:%Y-%m-%d %H:%M:%S} {self.kind} {self.project}/{self.name} {self.login}"
+        )

@@ -1,0 +1,20 @@
+"""Environment pages, mounted by the project at `orgs/<org>/environments/`."""
+
+from django.urls import URLPattern, path
+
+from environments import views
+
+app_name = "environments"
+
+urlpatterns: list[URLPattern] = [
+    path("", views.environment_list, name="list"),
+    path("new/", views.environment_new, name="new"),
+    path("<str:project>/<str:name>/", views.environment_detail, name="detail"),
+    path("<str:project>/<str:name>/delete/", views.environment_delete, name="delete"),
+    path("<str:project>/<str:name>/revisions/", views.environment_revisions, name="revisions"),
+    path(
+        "<str:project>/<str:name>/permissions/",
+        views.environment_permissions,
+        name="permissions",
+    ),
+]
