@@ -15,6 +15,7 @@ from issuers.devissuer import DevIssuer, SigningKey
 from issuers.http import OutboundPolicy
 from issuers.services import Outbound
 from tests.factories import MembershipFactory, OrganizationFactory, make_token
+from tokens.usage import default_buffer
 from trustportal.models import Organization, Role, User
 
 INTEGRATION = bool(os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL"))
@@ -37,6 +38,16 @@ def _fresh_process_caches() -> Iterator[None]:
     exchange._organizations.clear()
     yield
     exchange._organizations.clear()
+
+
+@pytest.fixture(autouse=True)
+def _empty_token_usage_buffer() -> Iterator[None]:
+    """Each test starts with no buffered token uses (`tokens.usage`): a use left by an earlier
+    test would be written later, maybe to another test's token (ids are reused after a
+    rollback), and with queries the test did not make."""
+    default_buffer().drain()
+    yield
+    default_buffer().drain()
 
 
 @pytest.fixture(scope="session")

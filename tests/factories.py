@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import factory
+from django.utils import timezone
 from factory.django import DjangoModelFactory
 
+from tokens.models import ExchangeEvent
 from tokens.services import token_create
 from trustportal.models import Membership, Organization, Role, Runner, Team, User
 
@@ -62,3 +65,26 @@ def make_token(token_type: str = "organization", **kwargs: Any) -> str:
     if token_type in ("organization",) and "organization" not in kwargs:
         kwargs["organization"] = OrganizationFactory()
     return token_create(token_type=token_type, **kwargs)[1]
+
+
+def make_event(organization: Organization | None, **fields: Any) -> ExchangeEvent:
+    """Insert one exchange event as the exchange records it (defaults: a denied attempt)."""
+    defaults: dict[str, Any] = {
+        "created": timezone.now(),
+        "request_id": uuid.uuid4().hex[:24],
+        "organization": organization,
+        "organization_login": organization.login if organization is not None else "",
+        "decision": "deny",
+        "reason": "denied_by_policy",
+        "error": "invalid_request",
+        "sub": "repo:acme/app:ref:refs/heads/main",
+        "requested_token_type": "organization",
+        "claims": {},
+    }
+    defaults.update(fields)
+    claims = defaults["claims"]
+    if "sub" not in claims and defaults["sub"]:
+        defaults["claims"] = {"sub": defaults["sub"], **claims}
+    event = ExchangeEvent(**defaults)
+    event.save(force_insert=True)
+    return event

@@ -1,4 +1,4 @@
-"""Why a presented access token was refused."""
+"""Errors of the tokens app: refused access tokens, OAuth errors, append-only violations."""
 
 from __future__ import annotations
 
@@ -87,3 +87,18 @@ class TemporarilyUnavailable(OAuthError):
     status = 503
     error = "temporarily_unavailable"
     description = "The token exchange is temporarily unavailable; retry later."
+
+
+class AppendOnlyError(RuntimeError):
+    """Something tried to change or delete an exchange event outside the retention purge."""
+
+
+class TokenInvalid(ApiError):
+    """A token could not be created as asked (400); `field` names the offending input."""
+
+    status = 400
+    reason = "token_invalid"
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field

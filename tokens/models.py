@@ -1,12 +1,24 @@
-"""Access tokens: only their SHA-256 is stored."""
+"""Access tokens (only their SHA-256 is stored), exchange events (append-only), used `jti`s."""
 
 from __future__ import annotations
 
-from django.conf import settings
-from django.db import models
-from django.db.models import Q
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
 
+from django.conf import settings
+from django.db import connection, models, transaction
+from django.db.models import Q
+from django.db.models.base import ModelBase
+
+from tokens.errors import AppendOnlyError
 from trustportal.models import Organization, Runner, Team
+
+# Pattern filters on long text columns use an index on the first INDEXED_PREFIX characters
+# (PostgreSQL: created by migration 0004 with text_pattern_ops). A whole 1000-character value
+# could exceed the 2704-byte limit of a B-tree entry and make the insert fail.
+INDEXED_PREFIX = 200
+EVENT_PURGE_BATCH = 10_000
 
 
 class TokenType(models.TextChoices):
@@ -24,7 +36,12 @@ class Permission(models.TextChoices):
 class AccessToken(models.Model):
     token_type = models.CharField(max_length=16, choices=TokenType.choices)
     organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, null=True, blank=True, related_name="tokens"
+        Organization,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="tokens",
+        db_index=False,  # token_org_id leads with it
     )
     team = models.ForeignKey(
         Team, on_delete=models.CASCADE, null=True, blank=True, related_name="tokens"
@@ -74,9 +91,18 @@ class AccessToken(models.Model):
 
     class Meta:
         ordering = ["-created"]
+        # Lists page by id (keyset); the subject prefix index (PostgreSQL only) is in 0004.
         indexes = [
-            models.Index(fields=["organization", "-created"], name="token_org_created"),
+            models.Index(fields=["organization", "-id"], name="token_org_id"),
             models.Index(fields=["expires"], name="token_expires"),
+            models.Index(
+                fields=["revoked_at"], name="token_revoked", condition=Q(revoked_at__isnull=False)
+            ),
+            models.Index(
+                fields=["policy_id", "policy_version"],
+                name="token_policy",
+                condition=Q(policy_id__isnull=False),
+            ),
         ]
         constraints = [
             models.CheckConstraint(
@@ -99,11 +125,34 @@ class Decision(models.TextChoices):
     DENY = "deny", "Denied"
 
 
+class ExchangeEventQuerySet(models.QuerySet["ExchangeEvent"]):
+    """Exchange events through the ORM: read and insert only.
+
+    `update()` and `delete()` refuse (and with them `bulk_update`, the admin's bulk delete and
+    any helper built on them). The one way out is `ExchangeEvent.purge_before`, the retention
+    purge; on PostgreSQL a trigger enforces the same rule for raw SQL (migration 0004).
+    """
+
+    def update(self, **kwargs: Any) -> int:
+        raise AppendOnlyError("Exchange events are append-only: they cannot be updated.")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise AppendOnlyError(
+            "Exchange events are append-only: only the retention purge removes them."
+        )
+
+    def _purge(self) -> int:
+        """Delete these rows; only `ExchangeEvent.purge_before` may call this."""
+        deleted, _ = super().delete()
+        return deleted
+
+
 class ExchangeEvent(models.Model):
     """One row per exchange attempt, allowed or denied; append-only.
 
     References to the organization, issuer and token are plain ids without database
-    constraints: deleting or purging them must never touch the audit history.
+    constraints: deleting or purging them must never touch the audit history. Saving an
+    existing row, deleting one, and queryset updates/deletes all raise AppendOnlyError.
     """
 
     created = models.DateTimeField()
@@ -114,6 +163,7 @@ class ExchangeEvent(models.Model):
         Organization,
         on_delete=models.DO_NOTHING,
         db_constraint=False,
+        db_index=False,  # event_org_* indexes lead with it
         null=True,
         blank=True,
         related_name="+",
@@ -123,6 +173,7 @@ class ExchangeEvent(models.Model):
         "issuers.Issuer",
         on_delete=models.DO_NOTHING,
         db_constraint=False,
+        db_index=False,  # event_org_issuer covers it
         null=True,
         blank=True,
         related_name="+",
@@ -149,6 +200,7 @@ class ExchangeEvent(models.Model):
         AccessToken,
         on_delete=models.DO_NOTHING,
         db_constraint=False,
+        db_index=False,  # event_token
         null=True,
         blank=True,
         related_name="+",
@@ -156,21 +208,75 @@ class ExchangeEvent(models.Model):
     granted_scope = models.CharField(max_length=300, blank=True)
     granted_expires = models.DateTimeField(null=True, blank=True)
 
+    objects = ExchangeEventQuerySet.as_manager()
+
     class Meta:
         ordering = ["-id"]
+        # Django's internal lookups use the same refusing queryset as `objects`.
+        base_manager_name = "objects"
+        # One index per history filter, each ending in the keyset order (-id). The subject and
+        # repository pattern indexes are PostgreSQL expression indexes created in 0004.
         indexes = [
             models.Index(fields=["organization", "-id"], name="event_org_id"),
             models.Index(fields=["organization", "decision", "-id"], name="event_org_decision"),
             models.Index(fields=["organization", "reason", "-id"], name="event_org_reason"),
             models.Index(fields=["organization", "issuer", "-id"], name="event_org_issuer"),
-            models.Index(fields=["organization", "sub"], name="event_org_sub"),
-            models.Index(fields=["organization", "created"], name="event_org_created"),
+            models.Index(
+                fields=["organization", "requested_token_type", "-id"], name="event_org_type"
+            ),
+            # Covers the dashboard's per-day and deny-reason counts (index-only on PostgreSQL).
+            models.Index(
+                fields=["organization", "created"],
+                include=["decision", "reason"],
+                name="event_org_created",
+            ),
             models.Index(fields=["token"], name="event_token"),
             models.Index(fields=["created"], name="event_created"),
         ]
 
     def __str__(self) -> str:
         return f"{self.created:%Y-%m-%d %H:%M:%S} {self.decision} {self.reason} {self.sub[:60]}"
+
+    def save(
+        self,
+        *,
+        force_insert: bool | tuple[ModelBase, ...] = False,
+        force_update: bool = False,
+        using: str | None = None,
+        update_fields: Iterable[str] | None = None,
+    ) -> None:
+        """Insert a new event; refuses to write over an existing row."""
+        if not self._state.adding or force_update or update_fields is not None:
+            raise AppendOnlyError("Exchange events are append-only: a saved event never changes.")
+        # Always an INSERT: with a primary key set, a plain save would try an UPDATE first.
+        super().save(force_insert=True, using=using)
+
+    def delete(self, using: Any = None, keep_parents: bool = False) -> tuple[int, dict[str, int]]:
+        """Refuse: events leave only through the retention purge (`purge_before`)."""
+        raise AppendOnlyError(
+            "Exchange events are append-only: only the retention purge removes them."
+        )
+
+    @classmethod
+    def purge_before(cls, cutoff: datetime, *, batch_size: int = EVENT_PURGE_BATCH) -> int:
+        """Delete events created before `cutoff` (the retention purge), in short transactions.
+
+        Each batch of at most `batch_size` rows is its own transaction, which sets the
+        transaction-local flag the PostgreSQL trigger requires for a DELETE. Nothing else in
+        the code base removes events.
+        """
+        total = 0
+        while True:
+            with transaction.atomic():
+                if connection.vendor == "postgresql":
+                    with connection.cursor() as cursor:
+                        cursor.execute("SET LOCAL trustportal.purge = 'on'")
+                ids = list(
+                    cls.objects.filter(created__lt=cutoff).values_list("pk", flat=True)[:batch_size]
+                )
+                if not ids:
+                    return total
+                total += cls.objects.filter(pk__in=ids)._purge()
 
 
 class UsedJti(models.Model):

@@ -1,12 +1,24 @@
-"""Reads: finding the token a request presents."""
+"""Reads: the token a request presents, the exchange history, token lists, the dashboard."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Generic, TypeVar
 
+from django.db.models import Count, Max, Model, Q, QuerySet
+from django.db.models.fields.json import KT
+from django.db.models.functions import TruncDate
+
+from policies.matching import compile_pattern
 from tokens.errors import InvalidAccessToken
+from tokens.filters import EventFilters, TokenFilters
 from tokens.format import hash_token, parse_token
-from tokens.models import AccessToken
+from tokens.models import AccessToken, Decision, ExchangeEvent, TokenType
+from tokens.patterns import matches_pattern
+from trustportal.models import Organization, User
+
+M = TypeVar("M", bound=Model)
 
 
 def token_for_request(presented: str, *, now: datetime) -> AccessToken:
@@ -32,3 +44,279 @@ def token_for_request(presented: str, *, now: datetime) -> AccessToken:
     if token.user is not None and not token.user.is_active:
         raise InvalidAccessToken("user_inactive")
     return token
+
+
+# --- exchange history ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Page(Generic[M]):
+    """One keyset page: rows in id order (newest first) and the cursor of the next page."""
+
+    rows: list[M]
+    next_cursor: int | None
+
+
+# The repository claim (GitHub's `owner/name`), indexed on PostgreSQL by migration 0004.
+REPOSITORY_CLAIM = KT("claims__repository")
+# History lists never show traces (up to 1,000 definitions each); the detail and exports do.
+EVENT_LIST_DEFERRED = ("trace",)
+
+
+def events_matching(
+    *, organization: Organization, filters: EventFilters
+) -> QuerySet[ExchangeEvent]:
+    """The organization's exchange events narrowed by `filters`, newest first.
+
+    The one query behind the history page, its CSV and JSON-lines exports and the API; each
+    filter rides on an index from tokens.models / migration 0004.
+    """
+    events = ExchangeEvent.objects.filter(organization=organization)
+    if filters.issuer is not None:
+        events = events.filter(issuer_id=filters.issuer)
+    if filters.decision is not None:
+        events = events.filter(decision=filters.decision)
+    if filters.reason is not None:
+        events = events.filter(reason=filters.reason)
+    if filters.type is not None:
+        events = events.filter(requested_token_type=filters.type)
+    if filters.subject is not None:
+        events = events.filter(matches_pattern("sub", filters.subject))
+    if filters.repository is not None:
+        events = events.filter(matches_pattern(REPOSITORY_CLAIM, filters.repository))
+    if filters.since is not None:
+        events = events.filter(created__gte=filters.since)
+    if filters.until is not None:
+        events = events.filter(created__lt=filters.until)
+    return events.order_by("-id")
+
+
+def keyset_page(rows: QuerySet[M], *, before: int | None, limit: int) -> Page[M]:
+    """The `limit` rows with id below `before` (newest first), without counting the rest.
+
+    One query for limit + 1 rows: the extra row only says whether a next page exists.
+    """
+    if before is not None:
+        rows = rows.filter(pk__lt=before)
+    found = list(rows.order_by("-pk")[: limit + 1])
+    more = len(found) > limit
+    found = found[:limit]
+    return Page(rows=found, next_cursor=int(found[-1].pk) if more and found else None)
+
+
+def events_page(
+    *, organization: Organization, filters: EventFilters, before: int | None, limit: int
+) -> Page[ExchangeEvent]:
+    """One page of the history list (traces left out)."""
+    events = events_matching(organization=organization, filters=filters)
+    return keyset_page(events.defer(*EVENT_LIST_DEFERRED), before=before, limit=limit)
+
+
+def event_of(organization: Organization, event_id: object) -> ExchangeEvent | None:
+    """The organization's event with that id; None for another org's event or a bad id."""
+    try:
+        key = int(str(event_id))
+    except ValueError:
+        return None
+    return ExchangeEvent.objects.filter(organization=organization, pk=key).first()
+
+
+def event_for_token(token: AccessToken) -> ExchangeEvent | None:
+    """The exchange that minted `token` (None for tokens created by hand)."""
+    if token.organization_id is None:
+        return None
+    return (
+        ExchangeEvent.objects.filter(token_id=token.pk, organization_id=token.organization_id)
+        .defer(*EVENT_LIST_DEFERRED)
+        .first()
+    )
+
+
+# --- tokens -------------------------------------------------------------------------------------
+def active_tokens_q(now: datetime) -> Q:
+    """Tokens that authenticate right now (the same rule as `token_for_request`)."""
+    return Q(revoked_at__isnull=True) & (Q(expires__isnull=True) | Q(expires__gt=now))
+
+
+def token_status(token: AccessToken, now: datetime) -> str:
+    """active, expired or revoked (revoked wins), by the same rule as `active_tokens_q`."""
+    if token.revoked_at is not None:
+        return "revoked"
+    if token.expires is not None and token.expires <= now:
+        return "expired"
+    return "active"
+
+
+def tokens_matching(
+    *, organization: Organization, filters: TokenFilters, now: datetime
+) -> QuerySet[AccessToken]:
+    """The organization's access tokens narrowed by `filters`, newest first.
+
+    The one query behind the token page, `GET /api/orgs/{org}/tokens`, the bulk revocation
+    preview and its confirmation, and `revoketokens`. `repository` matches tokens whose
+    subject is GitHub's `repo:<owner>/<name>:…` or whose exchange recorded that `repository`
+    claim; `definition` matches tokens granted by that definition of that policy version.
+    """
+    tokens = AccessToken.objects.filter(organization=organization)
+    if filters.type is not None:
+        tokens = tokens.filter(token_type=filters.type)
+    if filters.issuer is not None:
+        tokens = tokens.filter(issuer_id=filters.issuer)
+    if filters.policy is not None:
+        tokens = tokens.filter(policy_id=filters.policy)
+    if filters.version is not None:
+        tokens = tokens.filter(policy_version=filters.version)
+    if filters.definition is not None:
+        granted = ExchangeEvent.objects.filter(
+            organization=organization,
+            policy_id=filters.policy,
+            policy_version=filters.version,
+            decision="allow",
+            token_id__isnull=False,
+            trace__0__index=filters.definition,
+        )
+        tokens = tokens.filter(pk__in=granted.values("token_id"))
+    if filters.status == "active":
+        tokens = tokens.filter(active_tokens_q(now))
+    elif filters.status == "expired":
+        tokens = tokens.filter(revoked_at__isnull=True, expires__lte=now)
+    elif filters.status == "revoked":
+        tokens = tokens.filter(revoked_at__isnull=False)
+    if filters.subject is not None:
+        tokens = tokens.filter(matches_pattern("subject", filters.subject))
+    if filters.repository is not None:
+        in_subject = compile_pattern(f"repo:{filters.repository.source}:*")
+        by_claim = ExchangeEvent.objects.filter(
+            organization=organization, token_id__isnull=False
+        ).filter(matches_pattern(REPOSITORY_CLAIM, filters.repository))
+        tokens = tokens.filter(
+            matches_pattern("subject", in_subject) | Q(pk__in=by_claim.values("token_id"))
+        )
+    if filters.since is not None:
+        tokens = tokens.filter(created__gte=filters.since)
+    if filters.until is not None:
+        tokens = tokens.filter(created__lt=filters.until)
+    return tokens.order_by("-id")
+
+
+def tokens_revocable(
+    *, organization: Organization, filters: TokenFilters, now: datetime, upto: int | None = None
+) -> QuerySet[AccessToken]:
+    """What a bulk revocation by `filters` revokes: the matching tokens that are still active.
+
+    `upto` (the highest id the preview saw) keeps the confirmation to the previewed set:
+    tokens minted after the preview are not revoked by it.
+    """
+    tokens = tokens_matching(organization=organization, filters=filters, now=now).filter(
+        active_tokens_q(now)
+    )
+    if upto is not None:
+        tokens = tokens.filter(pk__lte=upto)
+    return tokens
+
+
+@dataclass(frozen=True)
+class RevocationPreview:
+    """What a bulk revocation would do: how many tokens, up to which id, the newest few."""
+
+    count: int
+    upto: int | None
+    sample: list[AccessToken]
+
+
+def revocation_preview(
+    *, organization: Organization, filters: TokenFilters, now: datetime, sample: int = 20
+) -> RevocationPreview:
+    """Count the tokens `tokens_revoke_matching` would revoke; `upto` pins the confirmation."""
+    revocable = tokens_revocable(organization=organization, filters=filters, now=now)
+    totals = revocable.aggregate(count=Count("id"), upto=Max("id"))
+    rows = list(revocable.select_related("issuer")[:sample]) if totals["count"] else []
+    return RevocationPreview(count=totals["count"], upto=totals["upto"], sample=rows)
+
+
+def token_of(organization: Organization, token_id: object) -> AccessToken | None:
+    """The organization's token with that id; None for another org's token or a bad id."""
+    try:
+        key = int(str(token_id))
+    except ValueError:
+        return None
+    return (
+        AccessToken.objects.select_related("team", "runner", "user", "issuer", "created_by")
+        .filter(organization=organization, pk=key)
+        .first()
+    )
+
+
+def personal_tokens_of(user: User) -> QuerySet[AccessToken]:
+    """The user's own personal tokens (what `/api/user/tokens` lists), newest first."""
+    return AccessToken.objects.filter(user=user, token_type=TokenType.PERSONAL).order_by("-id")
+
+
+# --- dashboard ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DayCount:
+    """Exchange attempts of one UTC day."""
+
+    day: date
+    allowed: int
+    denied: int
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """A value and how many exchanges had it."""
+
+    value: str
+    count: int
+
+
+def exchanges_per_day(*, organization: Organization, days: int, now: datetime) -> list[DayCount]:
+    """Allowed and denied attempts per UTC day for the last `days` days, oldest first, gaps as 0."""
+    first = now.astimezone(UTC).date() - timedelta(days=days - 1)
+    start = datetime.combine(first, time(), UTC)
+    rows = (
+        ExchangeEvent.objects.filter(organization=organization, created__gte=start)
+        .annotate(day=TruncDate("created", tzinfo=UTC))
+        .values("day", "decision")
+        .annotate(n=Count("*"))
+        .order_by()
+    )
+    counts: dict[tuple[date, str], int] = {(r["day"], r["decision"]): r["n"] for r in rows}
+    return [
+        DayCount(
+            day=day,
+            allowed=counts.get((day, Decision.ALLOW), 0),
+            denied=counts.get((day, Decision.DENY), 0),
+        )
+        for day in (first + timedelta(days=i) for i in range(days))
+    ]
+
+
+def _top(
+    organization: Organization, field: str, since: datetime, limit: int, **where: Any
+) -> list[Ranked]:
+    rows = (
+        ExchangeEvent.objects.filter(organization=organization, created__gte=since, **where)
+        .exclude(**{field: ""})
+        .values(field)
+        .annotate(n=Count("*"))
+        .order_by("-n", field)[:limit]
+    )
+    return [Ranked(value=r[field], count=r["n"]) for r in rows]
+
+
+def top_subjects(*, organization: Organization, since: datetime, limit: int = 10) -> list[Ranked]:
+    """The subjects (`sub`) with the most exchange attempts since `since`."""
+    return _top(organization, "sub", since, limit)
+
+
+def top_deny_reasons(
+    *, organization: Organization, since: datetime, limit: int = 10
+) -> list[Ranked]:
+    """The most frequent reason codes of denied attempts since `since`."""
+    return _top(organization, "reason", since, limit, decision=Decision.DENY)
+
+
+def active_token_count(*, organization: Organization, now: datetime) -> int:
+    """How many of the organization's tokens authenticate right now."""
+    return (
+        AccessToken.objects.filter(organization=organization).filter(active_tokens_q(now)).count()
+    )

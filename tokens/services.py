@@ -1,19 +1,35 @@
-"""Writes: creating and revoking access tokens."""
+"""Writes: creating and revoking access tokens, recording their use, purging what expired."""
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
+from tokens.errors import TokenInvalid
+from tokens.filters import TokenFilters
 from tokens.format import display_prefix, generate_token, hash_token
-from tokens.models import AccessToken, Permission, TokenType
+from tokens.models import AccessToken, ExchangeEvent, Permission, TokenType, UsedJti
+from tokens.selectors import tokens_revocable
+from tokens.usage import UsageBuffer, default_buffer
 from trustportal.models import Organization, Runner, Team, User
 
+logger = logging.getLogger(__name__)
+
 LAST_USED_GRANULARITY = timedelta(minutes=1)
+# Expired or revoked tokens stay visible (and linkable from their events) this long.
+TOKEN_PURGE_GRACE = timedelta(days=7)
+PURGE_BATCH = 10_000
+USAGE_WRITE_BATCH = 1_000
+# Long-lived tokens made by hand: a lifetime longer than this is refused (None means never).
+MAX_HAND_MADE_LIFETIME = timedelta(days=3650)
+HAND_MADE_TYPES = (TokenType.ORGANIZATION, TokenType.TEAM, TokenType.RUNNER)
 
 
 def token_create(
@@ -59,6 +75,100 @@ def token_create(
     return token, plaintext
 
 
+def _hand_made_expiry(expires: datetime | None, now: datetime) -> datetime | None:
+    if expires is None:
+        return None
+    if expires <= now:
+        raise TokenInvalid("The expiry must be in the future.", "expires")
+    if expires - now > MAX_HAND_MADE_LIFETIME:
+        raise TokenInvalid("The expiry must be within ten years.", "expires")
+    return expires
+
+
+def token_create_for_organization(
+    *,
+    organization: Organization,
+    token_type: str,
+    name: str,
+    description: str = "",
+    permission: str = Permission.STANDARD,
+    team_name: str = "",
+    runner_name: str = "",
+    expires: datetime | None = None,
+    created_by: User | None = None,
+    now: datetime | None = None,
+) -> tuple[AccessToken, str]:
+    """An org admin creates a long-lived organization, team or runner token by hand.
+
+    Checks what the form or API body says (type, name, team/runner of this organization,
+    expiry) and raises TokenInvalid naming the field. Returns the row and the plaintext, which
+    is shown once and never stored. Exchanged short-lived tokens are the better choice; this is
+    for systems that cannot present an OIDC token.
+    """
+    now = now or timezone.now()
+    if token_type not in HAND_MADE_TYPES:
+        raise TokenInvalid("The type must be organization, team or runner.", "type")
+    name = name.strip()
+    if not name:
+        raise TokenInvalid("Give the token a name.", "name")
+    if len(name) > 200 or len(description) > 1000:
+        raise TokenInvalid("The name or description is too long.", "name")
+    target: dict[str, Any] = {}
+    if token_type == TokenType.ORGANIZATION:
+        if permission not in Permission.values:
+            raise TokenInvalid("The permission must be admin or standard.", "permission")
+    elif token_type == TokenType.TEAM:
+        team = Team.objects.filter(organization=organization, name=team_name).first()
+        if team is None:
+            raise TokenInvalid(f"No team {team_name!r} in {organization.login}.", "team")
+        target["team"] = team
+    else:
+        runner = Runner.objects.filter(organization=organization, name=runner_name).first()
+        if runner is None:
+            raise TokenInvalid(f"No runner {runner_name!r} in {organization.login}.", "runner")
+        target["runner"] = runner
+    token, plaintext = token_create(
+        token_type=token_type,
+        organization=organization,
+        permission=permission if token_type == TokenType.ORGANIZATION else "",
+        name=name,
+        description=description,
+        expires=_hand_made_expiry(expires, now),
+        created_by=created_by,
+        now=now,
+        **target,
+    )
+    logger.info(
+        "token %s (%s) created by hand in %s by %s",
+        token.pk,
+        token_type,
+        organization.login,
+        created_by.get_username() if created_by is not None else "-",
+    )
+    return token, plaintext
+
+
+def token_create_personal(
+    *,
+    user: User,
+    description: str = "",
+    expires: datetime | None = None,
+    now: datetime | None = None,
+) -> tuple[AccessToken, str]:
+    """A user creates a personal token for themselves (`POST /api/user/tokens`)."""
+    now = now or timezone.now()
+    if len(description) > 1000:
+        raise TokenInvalid("The description is too long.", "description")
+    return token_create(
+        token_type=TokenType.PERSONAL,
+        user=user,
+        description=description,
+        expires=_hand_made_expiry(expires, now),
+        created_by=user,
+        now=now,
+    )
+
+
 def token_revoke(
     *, token: AccessToken, by: User | None = None, reason: str = "", now: datetime | None = None
 ) -> bool:
@@ -71,11 +181,148 @@ def token_revoke(
     return bool(updated)
 
 
-def token_touch(*, token: AccessToken, now: datetime) -> None:
-    """Record use, at most once a minute per token (one conditional UPDATE, no read)."""
+def tokens_revoke_matching(
+    *,
+    organization: Organization,
+    filters: TokenFilters,
+    by: User | None,
+    reason: str,
+    upto: int | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Revoke every active token of the organization that `filters` select; returns the count.
+
+    Revokes exactly what `tokens.selectors.revocation_preview` counts for the same filters
+    (and, with `upto`, only what that preview saw), in one UPDATE. Refuses filters that select
+    nothing but a status (that would be every token of the organization): a time range says
+    so on purpose.
+    """
+    if not filters.selects_tokens():
+        raise ValueError("Give at least one filter besides the status.")
+    now = now or timezone.now()
+    with transaction.atomic():
+        revoked = tokens_revocable(
+            organization=organization, filters=filters, now=now, upto=upto
+        ).update(revoked_at=now, revoked_by=by, revoked_reason=reason[:500])
+    logger.info(
+        "revoked %d tokens of %s by filter %s", revoked, organization.login, filters.as_params()
+    )
+    return revoked
+
+
+def token_touch(*, token: AccessToken, now: datetime, buffer: UsageBuffer | None = None) -> None:
+    """Note a use of `token` for `last_used`, off the request path.
+
+    Nothing is noted when the stored `last_used` is less than a minute old; otherwise the use
+    goes to the usage buffer (Redis, or this process) and the `flush_token_usage` task writes it
+    within a minute. No database write happens here, except when a process-local buffer holds
+    a use older than a minute (no Redis, so no worker can drain it): then this process drains
+    its own buffer in one bulk write.
+    """
     if token.last_used is not None and now - token.last_used < LAST_USED_GRANULARITY:
         return
-    AccessToken.objects.filter(pk=token.pk).exclude(
-        last_used__gt=now - LAST_USED_GRANULARITY
-    ).update(last_used=now)
-    token.last_used = now
+    buffer = buffer or default_buffer()
+    if buffer.record(int(token.pk), now):
+        token_usage_flush(buffer=buffer)
+
+
+def token_usage_flush(*, buffer: UsageBuffer | None = None) -> int:
+    """Write the buffered uses to `last_used` in bulk; returns how many tokens changed.
+
+    A token's `last_used` only moves forward, and only by a minute or more, so it is written at
+    most once a minute per token however often the flush runs.
+    """
+    pending = (buffer or default_buffer()).drain()
+    if not pending:
+        return 0
+    written = 0
+    ids = sorted(pending)
+    for start in range(0, len(ids), USAGE_WRITE_BATCH):
+        chunk = ids[start : start + USAGE_WRITE_BATCH]
+        stale = []
+        for token in AccessToken.objects.filter(pk__in=chunk).only("pk", "last_used"):
+            used_at = pending[int(token.pk)]
+            if token.last_used is None or used_at - token.last_used >= LAST_USED_GRANULARITY:
+                token.last_used = used_at
+                stale.append(token)
+        if stale:
+            written += AccessToken.objects.bulk_update(stale, ["last_used"])
+    return written
+
+
+@dataclass(frozen=True)
+class PurgeResult:
+    """What one purge run removed."""
+
+    tokens: int
+    jtis: int
+
+
+def _purge_in_batches(
+    select_ids: Callable[[int], list[int]], delete: Callable[[list[int]], int], batch_size: int
+) -> int:
+    """Delete in id batches, each its own short transaction (no long locks, no big undo)."""
+    total = 0
+    while True:
+        with transaction.atomic():
+            ids = select_ids(batch_size)
+            if not ids:
+                return total
+            total += delete(ids)
+
+
+def tokens_purge(
+    *,
+    now: datetime | None = None,
+    grace: timedelta = TOKEN_PURGE_GRACE,
+    batch_size: int = PURGE_BATCH,
+) -> PurgeResult:
+    """Delete tokens expired or revoked more than `grace` ago, and used `jti`s past `expires`.
+
+    Batches of at most `batch_size` rows, each in its own transaction. Exchange events keep
+    the id of a purged token (they are never touched here).
+    """
+    now = now or timezone.now()
+    cutoff = now - grace
+
+    def expired_ids(limit: int) -> list[int]:
+        return list(
+            AccessToken.objects.filter(expires__lt=cutoff)
+            .order_by("expires")
+            .values_list("pk", flat=True)[:limit]
+        )
+
+    def revoked_ids(limit: int) -> list[int]:
+        return list(
+            AccessToken.objects.filter(revoked_at__lt=cutoff)
+            .order_by("revoked_at")
+            .values_list("pk", flat=True)[:limit]
+        )
+
+    def delete_tokens(ids: list[int]) -> int:
+        deleted, _ = AccessToken.objects.filter(pk__in=ids).delete()
+        return deleted
+
+    def jti_ids(limit: int) -> list[int]:
+        return list(
+            UsedJti.objects.filter(expires__lt=now)
+            .order_by("expires")
+            .values_list("pk", flat=True)[:limit]
+        )
+
+    def delete_jtis(ids: list[int]) -> int:
+        deleted, _ = UsedJti.objects.filter(pk__in=ids).delete()
+        return deleted
+
+    tokens = _purge_in_batches(expired_ids, delete_tokens, batch_size)
+    tokens += _purge_in_batches(revoked_ids, delete_tokens, batch_size)
+    jtis = _purge_in_batches(jti_ids, delete_jtis, batch_size)
+    return PurgeResult(tokens=tokens, jtis=jtis)
+
+
+def events_purge(*, retention_days: int, now: datetime | None = None) -> int:
+    """Delete exchange events older than the retention period; 0 days keeps them forever."""
+    if retention_days <= 0:
+        return 0
+    cutoff = (now or timezone.now()) - timedelta(days=retention_days)
+    return ExchangeEvent.purge_before(cutoff)

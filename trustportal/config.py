@@ -62,6 +62,8 @@ class TrustPortalConfig:
     public_url: str = "http://127.0.0.1:8000"
     rate_limit_per_ip: int = 600
     rate_limit_per_subject: int = 120
+    # Exchange events older than this are purged daily; 0 keeps them forever.
+    event_retention_days: int = 400
 
     @property
     def is_production(self) -> bool:
@@ -109,6 +111,11 @@ def load_config(environ: Mapping[str, str] = os.environ) -> TrustPortalConfig:
             "TRUSTPORTAL_RATE_LIMIT_PER_SUBJECT",
             environ.get("TRUSTPORTAL_RATE_LIMIT_PER_SUBJECT"),
             120,
+        ),
+        event_retention_days=parse_int(
+            "TRUSTPORTAL_EVENT_RETENTION_DAYS",
+            environ.get("TRUSTPORTAL_EVENT_RETENTION_DAYS"),
+            400,
         ),
     )
 

@@ -250,4 +250,13 @@ CELERY_BEAT_SCHEDULE: dict[str, Any] = {
         "task": "issuers.tasks.report_issuer_warnings",
         "schedule": 24 * 60 * 60.0,
     },
+    # Tokens expired or revoked over 7 days ago and used jtis past expiry, in 10,000-row batches.
+    "purge-tokens": {"task": "tokens.tasks.purge_tokens", "schedule": 5 * 60.0},
+    # Exchange events past TRUSTPORTAL_EVENT_RETENTION_DAYS (default 400).
+    "purge-exchange-events": {
+        "task": "tokens.tasks.purge_exchange_events",
+        "schedule": 24 * 60 * 60.0,
+    },
+    # Buffered token uses to last_used (at most once a minute per token).
+    "flush-token-usage": {"task": "tokens.tasks.flush_token_usage", "schedule": 60.0},
 }

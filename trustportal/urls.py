@@ -30,6 +30,8 @@ urlpatterns = [
     path("orgs/<str:org>/issuers/", include("issuers.page_urls")),
     path("orgs/<str:org>/policies/", include("policies.page_urls")),
     path("orgs/<str:org>/environments/", include("environments.page_urls")),
+    # After the other orgs/<org>/… pages: the dashboard, history and token pages.
+    path("orgs/<str:org>/", include("tokens.page_urls")),
     path("api/", include(api_patterns)),
 ]
 

@@ -5,13 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.test import Client
 
 from issuers.models import Issuer
 from issuers.services import issuer_register
 from policies.models import AuthPolicy
 from policies.services import policy_update
-from tests.factories import MembershipFactory, RunnerFactory, TeamFactory, UserFactory
-from trustportal.models import Role
+from tests.factories import (
+    PASSWORD,
+    MembershipFactory,
+    OrganizationFactory,
+    RunnerFactory,
+    TeamFactory,
+    UserFactory,
+)
+from trustportal.models import Organization, Role
 
 AUDIENCE = "urn:pulumi:org:acme"
 GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"
@@ -81,3 +89,30 @@ def exchange_body(token: str, **overrides: Any) -> dict[str, Any]:
     }
     body.update(overrides)
     return {k: v for k, v in body.items() if v is not None}
+
+
+@pytest.fixture
+def people(org: Organization) -> dict[str, Any]:
+    """acme's admin, auditor and member, and the admin of another organization (beta)."""
+    beta = OrganizationFactory(login="beta", name="Beta")
+    return {
+        "acme": org,
+        "beta": beta,
+        "admin": MembershipFactory(organization=org, role=Role.ADMIN, user__username="alice").user,
+        "auditor": MembershipFactory(
+            organization=org, role=Role.AUDITOR, user__username="audrey"
+        ).user,
+        "member": MembershipFactory(
+            organization=org, role=Role.MEMBER, user__username="mallory"
+        ).user,
+        "outsider": MembershipFactory(
+            organization=beta, role=Role.ADMIN, user__username="bob"
+        ).user,
+    }
+
+
+def signed_in(username: str) -> Client:
+    """A browser session of `username` (password from the factories)."""
+    client = Client()
+    assert client.login(username=username, password=PASSWORD)
+    return client

@@ -1,0 +1,152 @@
+"""Exchange events as JSON (API and JSON lines) and CSV, streamed without loading the set.
+
+`streaming_export` walks the filtered queryset with `.iterator(chunk_size=…)` (a server-side
+cursor on PostgreSQL) and yields one encoded line at a time, so a million-row export holds one
+chunk in memory, never the whole set.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import Any
+
+from django.db.models import QuerySet
+from django.http import StreamingHttpResponse
+
+from tokens.models import ExchangeEvent
+
+EXPORT_CHUNK = 2_000
+EXPORT_FORMATS = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
+# Spreadsheet programs run cells starting with these as formulas; claims come from callers.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+CSV_COLUMNS = (
+    "id",
+    "created",
+    "requestId",
+    "decision",
+    "reason",
+    "error",
+    "detail",
+    "organization",
+    "issuerId",
+    "iss",
+    "sub",
+    "aud",
+    "jti",
+    "kid",
+    "alg",
+    "repository",
+    "requestedTokenType",
+    "requestedScope",
+    "requestedExpiration",
+    "policyId",
+    "policyVersion",
+    "tokenId",
+    "grantedScope",
+    "grantedExpires",
+    "clientIp",
+    "userAgent",
+    "subjectTokenSha256",
+    "claims",
+)
+
+
+def _time(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def event_json(event: ExchangeEvent, *, trace: bool = True) -> dict[str, Any]:
+    """One event for the API and JSON lines, with its claims and (unless `trace` is False) trace."""
+    body: dict[str, Any] = {
+        "id": str(event.pk),
+        "created": _time(event.created),
+        "requestId": event.request_id,
+        "decision": event.decision,
+        "reason": event.reason,
+        "error": event.error or None,
+        "detail": event.detail or None,
+        "organization": event.organization_login,
+        "issuerId": str(event.issuer_id) if event.issuer_id else None,
+        "iss": event.iss,
+        "sub": event.sub,
+        "aud": event.aud,
+        "jti": event.jti,
+        "kid": event.kid,
+        "alg": event.alg,
+        "requestedTokenType": event.requested_token_type or None,
+        "requestedScope": event.requested_scope,
+        "requestedExpiration": event.requested_expiration,
+        "policyId": str(event.policy_id) if event.policy_id else None,
+        "policyVersion": event.policy_version,
+        "tokenId": str(event.token_id) if event.token_id else None,
+        "grantedScope": event.granted_scope if event.token_id else None,
+        "grantedExpires": _time(event.granted_expires),
+        "clientIp": event.client_ip,
+        "userAgent": event.user_agent,
+        "subjectTokenSha256": event.subject_token_sha256,
+        "repository": repository_of(event) or None,
+        "claims": event.claims,
+    }
+    if trace:
+        body["trace"] = event.trace
+    return body
+
+
+def repository_of(event: ExchangeEvent) -> str:
+    """The `repository` claim as the history shows it ("" when absent or not text)."""
+    value = event.claims.get("repository") if isinstance(event.claims, dict) else None
+    return value if isinstance(value, str) else ""
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        text = json.dumps(value, separators=(",", ":"), sort_keys=True)
+    else:
+        text = str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def csv_lines(events: Iterable[ExchangeEvent]) -> Iterator[str]:
+    """The header and one CSV line per event (cells that look like formulas get a `'`)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+
+    def line(values: Iterable[Any]) -> str:
+        writer.writerow([_cell(v) for v in values])
+        text = buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        return text
+
+    yield line(CSV_COLUMNS)
+    for event in events:
+        record = event_json(event, trace=False)
+        yield line(record.get(column) for column in CSV_COLUMNS)
+
+
+def jsonl_lines(events: Iterable[ExchangeEvent]) -> Iterator[str]:
+    """One JSON object per line per event, with claims and trace."""
+    for event in events:
+        yield json.dumps(event_json(event), separators=(",", ":"), ensure_ascii=False) + "\n"
+
+
+def streaming_export(
+    events: QuerySet[ExchangeEvent], *, fmt: str, filename: str
+) -> StreamingHttpResponse:
+    """Stream `events` as CSV or JSON lines (`fmt`), chunk by chunk."""
+    rows = events.iterator(chunk_size=EXPORT_CHUNK)
+    lines = csv_lines(rows) if fmt == "csv" else jsonl_lines(rows)
+    response = StreamingHttpResponse(
+        (line.encode() for line in lines), content_type=EXPORT_FORMATS[fmt]
+    )
+    response["Content-Disposition"] = f'attachment; filename="{filename}.{fmt}"'
+    response["Cache-Control"] = "no-store"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
