@@ -512,7 +512,12 @@ def definition_delete(request: HttpRequest, org: str, issuer_id: UUID, index: in
         policy,
         delete,
         note=f"deleted definition {index + 1}",
-        done=f"Definition {index + 1} deleted.",
+        done=(
+            f"Definition {index + 1} deleted. Tokens it already granted stay valid until they "
+            "expire; to revoke them, open "
+            + reverse("tokens:revoke-matching", kwargs={"org": organization.login})
+            + f"?policy={policy.pk}&version={policy.version}&definition={index}"
+        ),
     )
 
 

@@ -17,11 +17,11 @@ from trustportal.models import Team
 class OrganizationApi(APIView):
     """`GET /api/orgs/{org}`: the organization, for any token that reaches it."""
 
-    class OutputSerializer(serializers.Serializer[Any]):
+    class OrganizationSerializer(serializers.Serializer[Any]):
         githubLogin = serializers.CharField()
         name = serializers.CharField()
 
-    @extend_schema(responses=OutputSerializer, operation_id="getOrganization")
+    @extend_schema(responses=OrganizationSerializer, operation_id="getOrganization")
     def get(self, request: Request, org: str) -> Response:
         organization = organization_for(request, org, Need.ANY)
         return Response({"githubLogin": organization.login, "name": organization.display_name})
@@ -36,10 +36,10 @@ class TeamSerializer(serializers.Serializer[Any]):
 class TeamListApi(APIView):
     """`GET /api/orgs/{org}/teams`: the organization's teams."""
 
-    class OutputSerializer(serializers.Serializer[Any]):
+    class TeamListSerializer(serializers.Serializer[Any]):
         teams = TeamSerializer(many=True)
 
-    @extend_schema(responses=OutputSerializer, operation_id="listTeams")
+    @extend_schema(responses=TeamListSerializer, operation_id="listTeams")
     def get(self, request: Request, org: str) -> Response:
         organization = organization_for(request, org, Need.ANY)
         teams = Team.objects.filter(organization=organization).order_by("name")

@@ -357,6 +357,7 @@ def test_detail_shows_settings_keys_and_fetch_history(
     for action in ("refresh", "regenerate-thumbprints", "set-enabled"):
         assert url(action, "orga", issuer) in page
     assert "Save settings" in page
+    assert f"/orgs/orga/tokens/revoke/?issuer={issuer.pk}" in page
 
 
 def test_refresh_picks_up_a_rotated_key(world, local_issuer: DevIssuer, outbound) -> None:

@@ -353,7 +353,9 @@ def test_move_up_and_down_change_the_order(admin, policy) -> None:
 def test_delete_a_definition(admin, policy) -> None:
     policy_update(policy=policy, definitions=[ALLOW_MAIN, DENY_PR])
     response = admin.post(url("delete", policy, index=0), {"version": "2"}, follow=True)
-    assert "Definition 1 deleted. Saved as version 3." in response.content.decode()
+    content = response.content.decode()
+    assert "Definition 1 deleted." in content and "Saved as version 3." in content
+    assert "/orgs/acme/tokens/revoke/?policy=" in content and "version=2&amp;definition=0" in content
     assert reloaded(policy).definitions == [DENY_PR]
     assert len(cards(page(response))) == 1
     admin.post(url("delete", policy, index=0), {"version": "3"})
