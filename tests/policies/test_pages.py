@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.test import Client
 from django.test.html import Element, parse_html
 from django.urls import reverse
@@ -753,6 +754,8 @@ def test_unprintable_definitions_saved_through_the_api_do_not_break_the_pages(
     bad = [{**ALLOW_MAIN, "rules": {"sub": "\ud800"}}]
     with pytest.raises(PolicyInvalid):
         policy_update(policy=policy, definitions=bad)
+    if connection.vendor != "sqlite":
+        return  # PostgreSQL's jsonb cannot hold such text at all: no old rows to render
     # Rows written before validation refused such text must still render.
     AuthPolicy.objects.filter(pk=policy.pk).update(definitions=bad, version=2)
     AuthPolicyVersion.objects.create(
