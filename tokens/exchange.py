@@ -2,8 +2,8 @@
 
     parse_request → verify_subject_token → evaluate_policies → mint → record
 
-Reads (organization, issuers, keys, compiled policy) happen before any transaction; the token
-and its exchange event are written together in one transaction, and every attempt — allowed or
+Reads (organization, issuers, keys, compiled policy) happen before any write; the token and its
+exchange event are written together (`tokens/recording.py`), and every attempt — allowed or
 refused at any step — writes exactly one event.
 """
 
@@ -17,13 +17,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from issuers import services as issuer_services
 from issuers.keys import get_verification_key
 from issuers.models import Issuer
+from issuers.selectors import exchange_issuer
 from policies.matching import Evaluation, Grant, TokenRequest
 from policies.models import AuthPolicy
 from policies.selectors import compiled_policy
@@ -31,6 +31,7 @@ from tokens import ratelimit
 from tokens.errors import InvalidRequest, InvalidScope, InvalidTarget, OAuthError, RateLimited
 from tokens.minting import Minted, mint
 from tokens.models import AccessToken, Decision, ExchangeEvent
+from tokens.recording import record_allowed
 from tokens.replay import claim_jti
 from tokens.request import (
     ExchangeRequest,
@@ -89,7 +90,8 @@ class _Attempt:
     organization: Organization | None = None
     unverified: UnverifiedToken | None = None
     issuer: Issuer | None = None
-    policy: AuthPolicy | None = None
+    issuer_policy: AuthPolicy | None = None  # the issuer's policy (id and version only)
+    policy: AuthPolicy | None = None  # set once the policy is evaluated
     evaluation: Evaluation | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -211,8 +213,9 @@ def _touch_issuer(issuer: Issuer, now: datetime) -> None:
 
 def _evaluate(attempt: _Attempt, verified: VerifiedToken, request: ExchangeRequest) -> Grant:
     """Step 3: the issuer's compiled policy decides (deny wins, then the first allow)."""
-    # Read with the issuer in one query (select_related): the version decides the cache entry.
-    policy = verified.issuer.policy
+    # Read with the issuer in one query: the version decides the cache entry.
+    policy = attempt.issuer_policy
+    assert policy is not None
     attempt.policy = policy
     compiled = compiled_policy(policy.pk, policy.version)
     token_request = TokenRequest(token_type=request.token_type, scope=request.scope_name)
@@ -258,11 +261,7 @@ def exchange(
         verified = verify_subject_token(
             attempt.unverified,
             request.subject_token,
-            issuer_for=lambda iss: (
-                Issuer.objects.select_related("policy")
-                .filter(organization_id=organization.pk, issuer=iss)
-                .first()
-            ),
+            issuer_for=lambda iss: _issuer_for(attempt, organization, iss),
             audience=request.audience,
             key_for=lambda issuer, kid, alg: _key_for(attempt, issuer, kid, alg, refresh),
             now=attempt.now,
@@ -301,6 +300,14 @@ def exchange(
     )
 
 
+def _issuer_for(attempt: _Attempt, organization: Organization, iss: str) -> Issuer | None:
+    found = exchange_issuer(organization_id=organization.pk, iss=iss)
+    if found is None:
+        return None
+    issuer, attempt.issuer_policy = found
+    return issuer
+
+
 def _key_for(
     attempt: _Attempt, issuer: Issuer, kid: str, alg: str, refresh: Callable[[Issuer], Any] | None
 ) -> Any:
@@ -319,27 +326,24 @@ def _on_demand_refresh(issuer: Issuer) -> None:
 def _record_success(
     attempt: _Attempt, verified: VerifiedToken, minted: Minted, target: dict[str, Any]
 ) -> int:
-    """Step 5: the token and its event, in one transaction (no token without its event)."""
+    """Step 5: the token and its event, together (no token without its event)."""
     assert attempt.policy is not None
-    with transaction.atomic():
-        token = AccessToken.objects.create(
-            token_type=minted.token_type,
-            organization=attempt.organization,
-            permission=minted.permission,
-            name=f"exchange {attempt.caller.request_id}"[:200],
-            token_hash=minted.token_hash,
-            prefix=minted.prefix,
-            created=attempt.now,
-            expires=minted.expires,
-            issuer=verified.issuer,
-            policy_id=attempt.policy.pk,
-            policy_version=attempt.policy.version,
-            subject=str(verified.claims.get("sub", ""))[:1000],
-            **target,
-        )
-        event = attempt.event(decision=Decision.ALLOW, reason="allowed")
-        event.token = token
-        event.granted_scope = minted.scope
-        event.granted_expires = minted.expires
-        event.save(force_insert=True)
-    return int(event.pk)
+    token = AccessToken(
+        token_type=minted.token_type,
+        organization=attempt.organization,
+        permission=minted.permission,
+        name=f"exchange {attempt.caller.request_id}"[:200],
+        token_hash=minted.token_hash,
+        prefix=minted.prefix,
+        created=attempt.now,
+        expires=minted.expires,
+        issuer=verified.issuer,
+        policy_id=attempt.policy.pk,
+        policy_version=attempt.policy.version,
+        subject=str(verified.claims.get("sub", ""))[:1000],
+        **target,
+    )
+    event = attempt.event(decision=Decision.ALLOW, reason="allowed")
+    event.granted_scope = minted.scope
+    event.granted_expires = minted.expires
+    return record_allowed(token, event)

@@ -1,0 +1,165 @@
+"""Profile the exchange in one process: SQL statements per request and where the time goes.
+
+    python -m bench.profile [--requests 2000] [--html var/bench/profile.html]
+
+Builds the benchmark's data in its own fresh database (as `bench.run` does), then sends
+exchanges straight to Django's WSGI handler (production settings, no network, no server), counts
+the SQL statements of one warm request, and runs pyinstrument over the rest. What it prints is
+the profile `docs/performance.md` discusses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench.run import ROOT, exchange_body, recreate_database, server_env
+
+
+def _environ(body: bytes) -> dict[str, Any]:
+    return {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/api/oauth/token",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "HTTP_HOST": "127.0.0.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.url_scheme": "http",
+    }
+
+
+def _per_request_ms(call: Callable[[], None], count: int) -> float:
+    started = time.perf_counter()
+    for _ in range(count):
+        call()
+    return (time.perf_counter() - started) / count * 1000
+
+
+def _floor(public_pem: str, database_url: str, body: bytes) -> Callable[[], None]:
+    """The floor app (bench/floor.py), called the same way as the project."""
+    import importlib
+    import tempfile
+
+    key = Path(tempfile.mkdtemp()) / "public.pem"
+    key.write_text(public_pem)
+    os.environ.update(FLOOR_PUBLIC_KEY=str(key), FLOOR_DATABASE_URL=database_url)
+    floor = importlib.import_module("bench.floor")
+
+    def start_response(status: str, headers: list[tuple[str, str]]) -> None:
+        assert status.startswith("200"), status
+
+    def once() -> None:
+        b"".join(floor.application(_environ(body), start_response))
+
+    for _ in range(50):
+        once()
+    return once
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--html", default="")
+    args = parser.parse_args()
+
+    import subprocess
+
+    database_url = recreate_database()
+    env = server_env(database_url)
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True
+    )
+    os.environ.update(env)
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from pyinstrument import Profiler
+
+    from bench import setup as bench_setup
+
+    world = bench_setup.build(scale=False)
+    app = WSGIHandler()
+    body = exchange_body(world.token).encode()
+    statuses: list[str] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]]) -> None:
+        statuses.append(status)
+
+    def once() -> None:
+        response = app(_environ(body), start_response)
+        b"".join(response)
+        response.close()  # type: ignore[attr-defined]
+
+    for _ in range(50):  # warm caches: organization, issuer keys, compiled policy
+        once()
+    with CaptureQueriesContext(connection) as queries:
+        once()
+    print(f"SQL statements in one warm exchange: {len(queries.captured_queries)}")
+    for query in queries.captured_queries:
+        print("  ", query["sql"][:160])
+
+    floor_once = _floor(world.public_pem, database_url, body)
+    # Alternate blocks of the project and the floor so that a busy machine slows both alike.
+    project_ms, floor_ms = [], []
+    block = max(args.requests // 10, 1)
+    for _ in range(10):
+        project_ms.append(_per_request_ms(once, block))
+        floor_ms.append(_per_request_ms(floor_once, block))
+    ratios = sorted(f / p for p, f in zip(project_ms, floor_ms, strict=True))
+    print(
+        f"per exchange, median of 10 blocks of {block}: project "
+        f"{statistics.median(project_ms):.3f} ms, floor {statistics.median(floor_ms):.3f} ms; "
+        f"floor/project ratio median {statistics.median(ratios):.2f} "
+        f"(range {ratios[0]:.2f}-{ratios[-1]:.2f})"
+    )
+
+    if os.environ.get("PROFILE_CPROFILE") == "1":
+        import cProfile
+        import pstats
+
+        cprofile = cProfile.Profile()
+        cprofile.enable()
+        for _ in range(args.requests):
+            once()
+        cprofile.disable()
+        stats = pstats.Stats(cprofile)
+        stats.sort_stats("cumulative").print_stats(70)
+        stats.sort_stats("tottime").print_stats(40)
+        return
+
+    profiler = Profiler(interval=0.001)
+    started = time.perf_counter()
+    profiler.start()
+    for _ in range(args.requests):
+        once()
+    profiler.stop()
+    elapsed = time.perf_counter() - started
+    bad = [s for s in statuses if not s.startswith("200")]
+    print(
+        f"{args.requests} exchanges in {elapsed:.2f} s: {elapsed / args.requests * 1000:.3f} ms "
+        f"each (profiled), {len(bad)} not 200"
+    )
+    show_all = os.environ.get("PROFILE_ALL") == "1"
+    print(profiler.output_text(unicode=False, color=False, show_all=show_all))
+    if args.html:
+        Path(args.html).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.html).write_text(profiler.output_html())
+    world.issuer.stop()
+
+
+if __name__ == "__main__":
+    main()
