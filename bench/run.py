@@ -1,6 +1,6 @@
 """Benchmark harness for SPEC §13: the real server against a bare-WSGI floor, in one run.
 
-    python -m bench.run [--seconds 10] [--rounds 3] [--scenarios exchange,scale,kids,user]
+    python -m bench.run [--seconds 10] [--rounds 3] [--scenarios exchange,scale,kids,user,purge]
 
 Needs PostgreSQL and Redis (the same as `.ci/run`; DATABASE_URL's server is used, with a fresh
 database `trustportal_bench`) and `wrk` (Debian package). Starts: a local OIDC issuer (thread),
@@ -179,6 +179,8 @@ def run_wrk(
             text=True,
             check=True,
         ).stdout
+    if "50%" not in out:
+        raise RuntimeError(f"wrk printed no latency distribution:\n{out}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     p50 = parse_duration(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
@@ -221,7 +223,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10, help="length of each measured round")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--scenarios", default="exchange,scale,kids,user")
+    parser.add_argument("--scenarios", default="exchange,scale,kids,user,purge")
+    parser.add_argument(
+        "--purge-tokens", type=int, default=1_000_000, help="expired tokens for the purge scenario"
+    )
+    parser.add_argument(
+        "--purge-seconds", type=int, default=75, help="length of the exchange load during the purge"
+    )
     args = parser.parse_args()
     scenarios = set(args.scenarios.split(","))
 
@@ -292,6 +300,10 @@ def main() -> None:
             )
         if "user" in scenarios:
             pair("GET /api/user", "/api/user", ["-"], method="GET", auth=world.api_token)
+        if "purge" in scenarios:
+            extra["purge"] = purge_under_load(
+                project, world.token, count=args.purge_tokens, seconds=args.purge_seconds
+            )
         if "kids" in scenarios:
             world.issuer.clear_log()
             started = time.monotonic()
@@ -311,6 +323,62 @@ def main() -> None:
             }
     world.issuer.stop()
     report(table, extra)
+
+
+def seed_expired_tokens(count: int) -> None:
+    """Insert `count` organization tokens that expired 30 days ago (past the purge grace)."""
+    from django.db import connection
+
+    from tokens.models import AccessToken
+    from trustportal.models import Organization
+
+    organization_id = Organization.objects.get(login="acme").pk
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {AccessToken._meta.db_table} (token_type, organization_id, "  # noqa: S608
+            "permission, name, description, token_hash, prefix, created, expires, "
+            "revoked_reason, subject) "
+            "SELECT 'organization', %s, 'admin', 'bench expired', '', "
+            "md5('expired' || i) || md5('bench' || i), 'tpo_', now() - interval '31 days', "
+            "now() - interval '30 days', '', 'repo:acme/infra:ref:refs/heads/main' "
+            "FROM generate_series(1, %s) AS i",
+            [organization_id, count],
+        )
+        cursor.execute(f"VACUUM ANALYZE {AccessToken._meta.db_table}")
+
+
+def purge_under_load(project: str, token: str, *, count: int, seconds: int) -> dict[str, Any]:
+    """Purge `count` expired tokens (the Celery task's service) while wrk drives exchanges."""
+    import threading
+
+    from tokens.services import tokens_purge
+
+    print(f"purge: inserting {count:,} expired tokens…", flush=True)
+    seed_expired_tokens(count)
+    outcome: dict[str, Any] = {}
+
+    def purge() -> None:
+        time.sleep(1)  # let the load start first
+        started = time.monotonic()
+        outcome["purged"] = tokens_purge().tokens
+        outcome["purge_seconds"] = round(time.monotonic() - started, 1)
+
+    worker = threading.Thread(target=purge)
+    worker.start()
+    # Long enough to cover the whole purge; the exchange load runs before, during and after.
+    load = run_wrk(
+        "exchange during purge",
+        project + "/api/oauth/token",
+        [exchange_body(token)],
+        seconds=seconds,
+    )
+    worker.join()
+    outcome.update(
+        exchange_rps=round(load.rps, 1),
+        exchange_p99_ms=round(load.p99_ms, 2),
+        exchange_errors=load.errors,
+    )
+    return outcome
 
 
 TARGETS = {
@@ -349,6 +417,13 @@ def report(table: list[tuple[str, Result, Result]], extra: dict[str, Any]) -> No
         lines.append(
             f"unknown kids: {kids['requests']} requests in {kids['seconds']} s caused "
             f"{kids['jwks_fetches']} JWKS fetches (allowed: {kids['allowed_fetches']})"
+        )
+    if "purge" in extra:
+        purge = extra["purge"]
+        lines.append(
+            f"purge: {purge['purged']:,} expired tokens in {purge['purge_seconds']} s "
+            f"(target < 60 s); concurrent exchanges p99 {purge['exchange_p99_ms']} ms "
+            f"(target < 100 ms), {purge['exchange_rps']} req/s, {purge['exchange_errors']} errors"
         )
     print("\n".join(lines))
     out = ROOT / "var" / "bench" / "results.json"
