@@ -19,7 +19,14 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from environments import services
-from environments.models import AccessEvent, Environment, Grant, Revision
+from environments.models import (
+    AccessEvent,
+    CredentialIssuance,
+    Environment,
+    Grant,
+    Revision,
+    SigningKey,
+)
 from trustportal.admin import OrgScopedAdmin, admin_org_ids, readable_org_ids
 from trustportal.models import Runner, Team
 
@@ -201,6 +208,91 @@ class AccessEventAdmin(OrgScopedAdmin):
         "user_agent",
     )
     fields = readonly_fields
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+
+@admin.register(CredentialIssuance)
+class CredentialIssuanceAdmin(OrgScopedAdmin):
+    """Every fn::open provider call, issued or failed: read-only for org admins and auditors."""
+
+    list_display = (
+        "created",
+        "outcome",
+        "provider",
+        "project",
+        "name",
+        "role",
+        "audience",
+        "login",
+        "expires_at",
+    )
+    list_filter = ("outcome", "provider")
+    search_fields = ("project", "name", "role", "audience", "subject", "login", "request_id")
+    readonly_fields = (
+        "created",
+        "organization",
+        "project",
+        "name",
+        "root_environment",
+        "path",
+        "provider",
+        "outcome",
+        "reason",
+        "message",
+        "role",
+        "audience",
+        "subject",
+        "expires_at",
+        "details",
+        "login",
+        "token",
+        "token_label",
+        "exchange_event",
+        "access_event",
+        "request_id",
+    )
+    fields = readonly_fields
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+
+@admin.register(SigningKey)
+class SigningKeyAdmin(admin.ModelAdmin[SigningKey]):
+    """The portal's OIDC signing keys, for superusers, read-only; the sealed key is not shown."""
+
+    list_display = ("kid", "state", "created", "activated", "deactivated", "retired")
+    list_filter = ("state",)
+    readonly_fields = (
+        "kid",
+        "state",
+        "public_jwk",
+        "created",
+        "activated",
+        "deactivated",
+        "retired",
+    )
+    fields = readonly_fields
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_superuser)
+
+    def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return bool(request.user.is_superuser)
 
     def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
         return False

@@ -11,9 +11,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
@@ -21,16 +20,19 @@ from django.http import HttpResponse
 from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_variables
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework.parsers import BaseParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from environments import access, evaluation, selectors, services
+from environments import access, evaluation, schema, selectors, services
 from environments.access import Actor
+from environments.durations import parse_duration
 from environments.errors import DefinitionInvalid, EnvironmentInvalid
 from environments.models import Environment, EnvironmentTag, Level, Revision, RevisionTag
+from environments.oidc_views import request_issuer
 from tokens.models import TokenType
 from tokens.views import client_ip
 from trustportal.access import Need, organization_for, principal_of
@@ -43,8 +45,7 @@ PAGE_SIZE = 100
 MAX_REVISIONS_PAGE = 500
 YAML = "application/x-yaml; charset=utf-8"
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+_MAX_INT = 2**31 - 1  # what every database stores in an integer column
 
 
 class AnyAccept(JsonWhateverAccept):
@@ -204,35 +205,21 @@ def _expected_revision(request: Request) -> int | None:
     if not raw or raw == "*":
         return None
     raw = raw.removeprefix("W/").strip().strip('"')
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):
         raise BadRequest("If-Match must be the ETag you read (the revision number).")
     return int(raw)
 
 
-def parse_duration(text: str) -> timedelta:
-    """A Go duration (`1h`, `2h0m0s`, `90s`, `1.5h`) or plain seconds; ValueError otherwise."""
-    text = text.strip()
-    if text.isdigit():
-        return timedelta(seconds=int(text))
-    total, position = 0.0, 0
-    while position < len(text):
-        match = _DURATION.match(text, position)
-        if match is None:
-            raise ValueError(text)
-        total += float(match.group(1)) * _UNITS[match.group(2)]
-        position = match.end()
-    if total <= 0:
-        raise ValueError(text)
-    return timedelta(seconds=total)
-
-
-def _int_param(request: Request, name: str, *, default: int | None = None) -> int | None:
+def _int_param(
+    request: Request, name: str, *, default: int | None = None, minimum: int = 0
+) -> int | None:
+    """A whole-number query parameter (ASCII digits, `minimum`..2**31-1), or `default`."""
     raw = request.query_params.get(name)
     if raw in (None, ""):
         return default
     assert raw is not None
-    if not raw.isdigit():
-        raise BadRequest(f"`{name}` must be a whole number.")
+    if not (raw.isascii() and raw.isdigit()) or not minimum <= int(raw) <= _MAX_INT:
+        raise BadRequest(f"`{name}` must be a whole number from {minimum} to {_MAX_INT}.")
     return int(raw)
 
 
@@ -278,7 +265,11 @@ def _page(request: Request, actors: list[Actor]) -> Response:
 class AllEnvironmentsApi(EscApi):
     """`GET /api/esc/environments`: every environment the caller may read, in all its orgs."""
 
-    @extend_schema(request=None, responses=None, operation_id="listAllEnvironments")
+    @extend_schema(
+        request=None, responses=schema.EnvironmentListSerializer,
+        parameters=[schema.CONTINUATION],
+        operation_id="listAllEnvironments",
+    )
     def get(self, request: Request) -> Response:
         principal = principal_of(request)
         token = principal.token
@@ -300,12 +291,19 @@ class AllEnvironmentsApi(EscApi):
 class OrgEnvironmentsApi(EscApi):
     """`GET|POST /api/esc/environments/{org}`: list (paged) or create `{"project","name"}`."""
 
-    @extend_schema(request=None, responses=None, operation_id="listEnvironments")
+    @extend_schema(
+        request=None, responses=schema.EnvironmentListSerializer,
+        parameters=[schema.CONTINUATION],
+        operation_id="listEnvironments",
+    )
     def get(self, request: Request, org: str) -> Response:
         _organization, actor = _caller(request, org)
         return _page(request, [actor])
 
-    @extend_schema(request=None, responses=None, operation_id="createEnvironment")
+    @extend_schema(
+        request=schema.CreateEnvironmentSerializer, responses=schema.EnvironmentSerializer,
+        operation_id="createEnvironment",
+    )
     def post(self, request: Request, org: str) -> Response:
         organization, actor = _caller(request, org)
         if not actor.can_create:
@@ -323,7 +321,10 @@ class OrgEnvironmentsApi(EscApi):
 class CheckYamlApi(EscApi):
     """`POST /api/esc/environments/{org}/yaml/check`: evaluate a draft, secrets hidden."""
 
-    @extend_schema(request=None, responses=None, operation_id="checkEnvironmentYaml")
+    @extend_schema(
+        request=schema.YAML_REQUEST, responses=schema.CheckedSerializer,
+        operation_id="checkEnvironmentYaml",
+    )
     def post(self, request: Request, org: str) -> Response:
         _organization, actor = _caller(request, org)
         result = services.environment_check(actor=actor, text=_definition_text(request))
@@ -336,13 +337,16 @@ class CheckYamlApi(EscApi):
 class EnvironmentApi(EscApi):
     """`GET|HEAD|PATCH|DELETE /api/esc/environments/{org}/{project}/{env}`."""
 
-    @extend_schema(request=None, responses=None, operation_id="getEnvironment")
+    @extend_schema(request=None, responses=schema.YAML_RESPONSE, operation_id="getEnvironment")
     def get(self, request: Request, org: str, project: str, env: str) -> HttpResponse:
         environment, _actor = _environment(request, org, project, env, Level.READ)
         revision = _version(environment, None)
         return _definition_response(environment, revision, revision.definition)
 
-    @extend_schema(request=None, responses=None, operation_id="updateEnvironmentYaml")
+    @extend_schema(
+        request=schema.YAML_REQUEST, responses=schema.UpdatedSerializer,
+        operation_id="updateEnvironmentYaml",
+    )
     def patch(self, request: Request, org: str, project: str, env: str) -> Response:
         environment, actor = _environment(request, org, project, env, Level.WRITE)
         revision = services.environment_update(
@@ -366,7 +370,10 @@ class EnvironmentApi(EscApi):
 class EnvironmentVersionApi(EscApi):
     """`GET …/versions/{version}`: the definition at a revision number or revision tag."""
 
-    @extend_schema(request=None, responses=None, operation_id="getEnvironmentAtVersion")
+    @extend_schema(
+        request=None, responses=schema.YAML_RESPONSE,
+        operation_id="getEnvironmentAtVersion",
+    )
     def get(self, request: Request, org: str, project: str, env: str, version: str) -> HttpResponse:
         environment, _actor = _environment(request, org, project, env, Level.READ)
         revision = _version(environment, version)
@@ -376,7 +383,7 @@ class EnvironmentVersionApi(EscApi):
 class DecryptApi(EscApi):
     """`GET …/decrypt` (and `…/versions/{version}/decrypt`): secrets in plaintext, admins only."""
 
-    @extend_schema(request=None, responses=None, operation_id="decryptEnvironment")
+    @extend_schema(request=None, responses=schema.YAML_RESPONSE, operation_id="decryptEnvironment")
     @method_decorator(sensitive_variables("text"))
     def get(
         self, request: Request, org: str, project: str, env: str, version: str | None = None
@@ -395,7 +402,10 @@ class DecryptApi(EscApi):
 class VersionDecryptApi(DecryptApi):
     """`GET …/versions/{version}/decrypt` (its own operation id in the schema)."""
 
-    @extend_schema(request=None, responses=None, operation_id="decryptEnvironmentAtVersion")
+    @extend_schema(
+        request=None, responses=schema.YAML_RESPONSE,
+        operation_id="decryptEnvironmentAtVersion",
+    )
     def get(
         self, request: Request, org: str, project: str, env: str, version: str | None = None
     ) -> HttpResponse:
@@ -406,7 +416,11 @@ class VersionDecryptApi(DecryptApi):
 class OpenApi(EscApi):
     """`POST …/open?duration=2h` (or `…/versions/{version}/open`) → `{"id": session}`."""
 
-    @extend_schema(request=None, responses=None, operation_id="openEnvironment")
+    @extend_schema(
+        request=None, responses=schema.OpenedSerializer,
+        parameters=[schema.DURATION],
+        operation_id="openEnvironment",
+    )
     def post(
         self, request: Request, org: str, project: str, env: str, version: str | None = None
     ) -> Response:
@@ -423,6 +437,7 @@ class OpenApi(EscApi):
             actor=actor,
             duration=duration,
             request=_request_info(request),
+            issuer=request_issuer(request._request),
         )
         return Response({"id": session_id}, headers=NO_STORE)
 
@@ -430,7 +445,11 @@ class OpenApi(EscApi):
 class VersionOpenApi(OpenApi):
     """`POST …/versions/{version}/open` (its own operation id in the schema)."""
 
-    @extend_schema(request=None, responses=None, operation_id="openEnvironmentAtVersion")
+    @extend_schema(
+        request=None, responses=schema.OpenedSerializer,
+        parameters=[schema.DURATION],
+        operation_id="openEnvironmentAtVersion",
+    )
     def post(
         self, request: Request, org: str, project: str, env: str, version: str | None = None
     ) -> Response:
@@ -440,14 +459,20 @@ class VersionOpenApi(OpenApi):
 class OpenSessionApi(EscApi):
     """`GET …/open/{id}` → `{"properties": {…}}`; `?property=a.b[0]` → that one `Value`."""
 
-    @extend_schema(request=None, responses=None, operation_id="readOpenEnvironment")
+    @extend_schema(
+        request=None, responses=OpenApiTypes.OBJECT,
+        parameters=[schema.PROPERTY],
+        operation_id="readOpenEnvironment",
+    )
     @method_decorator(sensitive_variables("result", "found", "properties"))
     def get(self, request: Request, org: str, project: str, env: str, session: str) -> Response:
         environment, actor = _environment(request, org, project, env, Level.OPEN)
         event = selectors.open_session(environment, session, now=timezone.now())
         if event is None:
             raise NotFound("No such open session, or it has expired.")
-        result = services.environment_read_open(environment=environment, event=event, actor=actor)
+        result = services.environment_read_open(
+            environment=environment, event=event, actor=actor, session_id=session
+        )
         wanted = request.query_params.get("property")
         if wanted is not None:
             try:
@@ -466,7 +491,11 @@ class OpenSessionApi(EscApi):
 class RevisionListApi(EscApi):
     """`GET …/versions?before=N&count=M`: revisions, newest first."""
 
-    @extend_schema(request=None, responses=None, operation_id="listEnvironmentRevisions")
+    @extend_schema(
+        request=None, responses=schema.RevisionSerializer(many=True),
+        parameters=[schema.BEFORE, schema.COUNT],
+        operation_id="listEnvironmentRevisions",
+    )
     def get(self, request: Request, org: str, project: str, env: str) -> Response:
         environment, _actor = _environment(request, org, project, env, Level.READ)
         count = min(_int_param(request, "count", default=100) or 100, MAX_REVISIONS_PAGE)
@@ -480,11 +509,15 @@ class RevisionListApi(EscApi):
 class RevisionTagListApi(EscApi):
     """`GET|POST …/versions/tags`: list (`latest` included) or create `{name, revision}`."""
 
-    @extend_schema(request=None, responses=None, operation_id="listEnvironmentRevisionTags")
+    @extend_schema(
+        request=None, responses=schema.RevisionTagListSerializer,
+        parameters=[schema.AFTER, schema.COUNT],
+        operation_id="listEnvironmentRevisionTags",
+    )
     def get(self, request: Request, org: str, project: str, env: str) -> Response:
         environment, _actor = _environment(request, org, project, env, Level.READ)
         after = request.query_params.get("after") or ""
-        count = _int_param(request, "count")
+        count = _int_param(request, "count", minimum=1)
         tags = [latest_tag_json(environment)] + [
             revision_tag_json(t) for t in selectors.revision_tags_of(environment)
         ]
@@ -495,7 +528,10 @@ class RevisionTagListApi(EscApi):
             following = str(tags[-1]["name"])
         return Response({"tags": tags, "nextToken": following})
 
-    @extend_schema(request=None, responses={204: None}, operation_id="createRevisionTag")
+    @extend_schema(
+        request=schema.CreateRevisionTagSerializer, responses={204: None},
+        operation_id="createRevisionTag",
+    )
     def post(self, request: Request, org: str, project: str, env: str) -> Response:
         environment, actor = _environment(request, org, project, env, Level.WRITE)
         body = _object(request)
@@ -519,14 +555,20 @@ class RevisionTagApi(EscApi):
             raise NotFound(f"Revision tag '{tag}' not found.")
         return found
 
-    @extend_schema(request=None, responses=None, operation_id="getRevisionTag")
+    @extend_schema(
+        request=None, responses=schema.RevisionTagSerializer,
+        operation_id="getRevisionTag",
+    )
     def get(self, request: Request, org: str, project: str, env: str, tag: str) -> Response:
         environment, _actor = _environment(request, org, project, env, Level.READ)
         if tag == selectors.LATEST:
             return Response(latest_tag_json(environment))
         return Response(revision_tag_json(self._tag(environment, tag)))
 
-    @extend_schema(request=None, responses={204: None}, operation_id="createNamedRevisionTag")
+    @extend_schema(
+        request=schema.RevisionNumberSerializer, responses={204: None},
+        operation_id="createNamedRevisionTag",
+    )
     def post(self, request: Request, org: str, project: str, env: str, tag: str) -> Response:
         environment, actor = _environment(request, org, project, env, Level.WRITE)
         body = _object(request)
@@ -535,7 +577,10 @@ class RevisionTagApi(EscApi):
         )
         return Response(status=204)
 
-    @extend_schema(request=None, responses={204: None}, operation_id="updateRevisionTag")
+    @extend_schema(
+        request=schema.RevisionNumberSerializer, responses={204: None},
+        operation_id="updateRevisionTag",
+    )
     def patch(self, request: Request, org: str, project: str, env: str, tag: str) -> Response:
         environment, actor = _environment(request, org, project, env, Level.WRITE)
         found = self._tag(environment, tag)
@@ -555,10 +600,14 @@ class RevisionTagApi(EscApi):
 class EnvironmentTagListApi(EscApi):
     """`GET|POST …/tags`: `{"tags": {name: tag}, "nextToken"}` or create `{name, value}`."""
 
-    @extend_schema(request=None, responses=None, operation_id="listEnvironmentTags")
+    @extend_schema(
+        request=None, responses=schema.EnvironmentTagListSerializer,
+        parameters=[schema.AFTER, schema.COUNT],
+        operation_id="listEnvironmentTags",
+    )
     def get(self, request: Request, org: str, project: str, env: str) -> Response:
         environment, _actor = _environment(request, org, project, env, Level.READ)
-        count = _int_param(request, "count")
+        count = _int_param(request, "count", minimum=1)
         tags = selectors.environment_tags_of(
             environment,
             after=request.query_params.get("after"),
@@ -572,7 +621,10 @@ class EnvironmentTagListApi(EscApi):
             {"tags": {t.name: environment_tag_json(t) for t in tags}, "nextToken": following}
         )
 
-    @extend_schema(request=None, responses=None, operation_id="createEnvironmentTag")
+    @extend_schema(
+        request=schema.CreateEnvironmentTagSerializer, responses=schema.EnvironmentTagSerializer,
+        operation_id="createEnvironmentTag",
+    )
     def post(self, request: Request, org: str, project: str, env: str) -> Response:
         environment, actor = _environment(request, org, project, env, Level.WRITE)
         body = _object(request)
@@ -591,12 +643,18 @@ class EnvironmentTagApi(EscApi):
             raise NotFound(f"Tag '{tag}' not found.")
         return found
 
-    @extend_schema(request=None, responses=None, operation_id="getEnvironmentTag")
+    @extend_schema(
+        request=None, responses=schema.EnvironmentTagSerializer,
+        operation_id="getEnvironmentTag",
+    )
     def get(self, request: Request, org: str, project: str, env: str, tag: str) -> Response:
         environment, _actor = _environment(request, org, project, env, Level.READ)
         return Response(environment_tag_json(self._tag(environment, tag)))
 
-    @extend_schema(request=None, responses=None, operation_id="updateEnvironmentTag")
+    @extend_schema(
+        request=schema.UpdateEnvironmentTagSerializer, responses=schema.EnvironmentTagSerializer,
+        operation_id="updateEnvironmentTag",
+    )
     def patch(self, request: Request, org: str, project: str, env: str, tag: str) -> Response:
         environment, actor = _environment(request, org, project, env, Level.WRITE)
         body = _object(request)

@@ -13,10 +13,17 @@ The language (docs/environments.md):
       copy: ${app}                 # a string that is exactly one reference keeps the type
       password:
         fn::secret: hunter2        # stored as {fn::secret: {ciphertext: …}}
+      aws:
+        fn::open::aws-login: {…}   # a provider, called on open; its outputs are secret
 
 Imported environments merge in order (maps deeply, everything else replaced), then `values`
 merges on top; references resolve against that merged result. Secrets stay secret through
 interpolation. Everything wrong is a `Diagnostic` with a line and column, never an exception.
+
+`fn::open::<provider>` calls go through the `open` function of each `Source` (the caller's
+registry of providers, the portal's ID tokens, outbound HTTP). Without one (definition checks,
+previews) a call is not made: its value is an *unknown* placeholder, and so is everything that
+refers to it.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -44,6 +51,9 @@ MAX_STRING = 64 * 1024  # characters in one interpolated string
 DEFAULT_PROJECT = "default"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 SECRET_MASK = "[secret]"
+UNKNOWN_MASK = "[unknown]"
+OPEN_PREFIX = "fn::open::"
+PROVIDER_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}\Z")
 
 # libyaml when PyYAML was built with it: the same node graph and marks (character indexes),
 # without the pure-Python scanner's quadratic cost on deeply nested flow collections.
@@ -199,6 +209,14 @@ class SecretNode(Node):
 
     plaintext: str | None = None
     ciphertext: str | None = None
+
+
+@dataclass(eq=False)
+class OpenNode(Node):
+    """`fn::open::<provider>: <arguments>`: a provider call made when the environment is opened."""
+
+    provider: str
+    arguments: Node
 
 
 @dataclass(eq=False)
@@ -512,8 +530,13 @@ class _Parser:
                 name, argument = pairs[0]
                 if name == "fn::secret":
                     return self.secret(argument, path, where)
+                if name.startswith(OPEN_PREFIX):
+                    return self.open(name, argument, path, where, depth)
                 self.error(
-                    f'unsupported function "{name}": only fn::secret is available', where, path
+                    f'unsupported function "{name}": only fn::secret and fn::open::<provider> '
+                    "are available",
+                    where,
+                    path,
                 )
                 return None
             entries: dict[str, Node] = {}
@@ -609,6 +632,24 @@ class _Parser:
             self.lines.pos(mark.line, mark.column + offset + start, begin),
             self.lines.pos(mark.line, mark.column + offset + end, finish),
         )
+
+    def open(
+        self, name: str, argument: YamlNode, path: str, where: Range, depth: int
+    ) -> Node | None:
+        """`fn::open::<provider>: <arguments>`; the arguments are an ordinary value."""
+        provider = name[len(OPEN_PREFIX) :]
+        if not PROVIDER_NAME.match(provider):
+            self.error(
+                f'"{name[:100]}" does not name a provider: use fn::open::<name> with lowercase '
+                "letters, digits and '-'",
+                where,
+                path,
+            )
+            return None
+        arguments = self.value(argument, _join(path, name), depth + 1)
+        if arguments is None:
+            return None
+        return OpenNode(where, path, provider, arguments)
 
     def secret(self, argument: YamlNode, path: str, where: Range) -> Node | None:
         if id(argument) in self.secret_nodes:
@@ -754,6 +795,8 @@ def _shape(node: Node | None) -> Any:
         return [_shape(item) for item in node.items]
     if isinstance(node, SecretNode):
         return ("secret",)
+    if isinstance(node, OpenNode):
+        return ("open", node.provider, _shape(node.arguments))
     if isinstance(node, Interpolation):
         return tuple(p if isinstance(p, str) else ("ref", p.accessors) for p in node.parts)
     if isinstance(node, Literal):
@@ -771,6 +814,7 @@ class Value:
     range: Range | None = None
     weight: int = 1  # values inside, counted as often as they appear
     depth: int = 1  # levels of maps and lists
+    unknown: bool = False  # an fn::open result not computed (definition checks)
 
     @classmethod
     def container(cls, inner: dict[str, Value] | list[Value], where: Range | None) -> Value:
@@ -797,6 +841,8 @@ class Value:
 
     def plain(self, *, reveal: bool) -> Any:
         """The value as plain JSON data; secrets become `[secret]` unless `reveal`."""
+        if self.unknown:
+            return UNKNOWN_MASK
         if isinstance(self.value, dict):
             return {k: v.plain(reveal=reveal) for k, v in self.value.items()}
         if isinstance(self.value, list):
@@ -816,7 +862,39 @@ class Value:
         else:
             inner = self.value
         trace: dict[str, Any] = {"def": self.range.to_wire()} if self.range is not None else {}
+        if self.unknown:
+            return {"value": None, "secret": self.secret, "unknown": True, "trace": trace}
         return {"value": inner, "secret": self.secret, "trace": trace}
+
+    def has_unknown(self) -> bool:
+        """Whether this value or anything inside it is an unknown placeholder."""
+        if self.unknown:
+            return True
+        if isinstance(self.value, dict):
+            return any(v.has_unknown() for v in self.value.values())
+        if isinstance(self.value, list):
+            return any(v.has_unknown() for v in self.value)
+        return False
+
+
+def _unknown(where: Range | None) -> Value:
+    """The placeholder of a provider call that is not made (and of what depends on it)."""
+    return Value(None, True, where, unknown=True)
+
+
+def _from_outputs(data: Any, where: Range | None, depth: int = 0) -> Value:
+    """A provider's outputs as a value whose every leaf is secret."""
+    if depth > MAX_VALUE_DEPTH:
+        raise OpenFailed("the provider returned values nested too deeply")
+    if isinstance(data, Mapping):
+        return Value.container(
+            {str(k): _from_outputs(v, where, depth + 1) for k, v in data.items()}, where
+        )
+    if isinstance(data, list | tuple):
+        return Value.container([_from_outputs(v, where, depth + 1) for v in data], where)
+    if data is None or isinstance(data, bool | int | float | str):
+        return Value(data, True, where)
+    return Value(str(data), True, where)
 
 
 def _child(inner: Any, accessor: str | int) -> Value | None:
@@ -861,13 +939,38 @@ class DecryptFailed(Exception):
     """Raised by a `decrypt` function; the message is safe to show (it never holds plaintext)."""
 
 
+class OpenFailed(Exception):
+    """Raised by an `open` function; the message is safe to show (never a credential)."""
+
+
+@dataclass(frozen=True)
+class OpenCall:
+    """One `fn::open` call as the `open` function receives it (arguments resolved, secrets
+    revealed)."""
+
+    provider: str
+    arguments: Any
+    environment: str  # `project/name` of the definition that holds the call
+    path: str  # e.g. `values.aws.login`
+
+    def __repr__(self) -> str:  # the arguments may hold secrets
+        return f"OpenCall({self.provider!r}, {self.environment!r}, {self.path!r})"
+
+
+Opener = Callable[[OpenCall], Mapping[str, Any]]
+
+
 @dataclass(frozen=True)
 class Source:
-    """One environment to evaluate: its name, its definition text and how to open its secrets."""
+    """One environment to evaluate: its name, its definition text and how to open its secrets.
+
+    `open` runs `fn::open` providers; None leaves their values unknown (checks, previews).
+    """
 
     name: str
     text: str
     decrypt: Callable[[str], str]
+    open: Opener | None = None
 
 
 class Loader(Protocol):
@@ -902,11 +1005,14 @@ class _Evaluator:
     def __init__(
         self,
         root: Node,
-        decrypt: Callable[[str], str],
+        source: Source,
         diagnostics: list[Diagnostic],
+        providers: Collection[str] | None = None,
     ) -> None:
         self.root = root
-        self.decrypt = decrypt
+        self.source = source
+        self.decrypt = source.decrypt
+        self.providers = providers
         self.diagnostics = diagnostics
         self.memo: dict[int, Value] = {}
         self.active: list[int] = []
@@ -952,6 +1058,8 @@ class _Evaluator:
             return Value(node.value, False, node.range)
         if isinstance(node, SecretNode):
             return self.secret(node)
+        if isinstance(node, OpenNode):
+            return self.open(node)
         if isinstance(node, MapNode):
             entries = {key: self.value_of(child) for key, child in node.entries.items()}
             if any(v is _ERROR for v in entries.values()):
@@ -976,11 +1084,35 @@ class _Evaluator:
             return self.error(f"cannot decrypt this secret: {exc}", node.range, node.path)
         return Value(plaintext, True, node.range)
 
+    def open(self, node: OpenNode) -> Value:
+        """Call the provider with the evaluated arguments, or leave the value unknown."""
+        if self.providers is not None and node.provider not in self.providers:
+            known = ", ".join(sorted(self.providers))
+            return self.error(
+                f'unknown provider "{node.provider}" in fn::open: available are {known}',
+                node.range,
+                node.path,
+            )
+        arguments = self.value_of(node.arguments)
+        if arguments is _ERROR:
+            return _ERROR
+        if self.source.open is None or arguments.has_unknown():
+            return _unknown(node.range)
+        call = OpenCall(
+            node.provider, arguments.plain(reveal=True), self.source.name, node.path
+        )
+        try:
+            return _from_outputs(self.source.open(call), node.range)
+        except OpenFailed as exc:
+            return self.error(f"fn::open::{node.provider}: {exc}", node.range, node.path)
+
     def interpolate(self, node: Interpolation) -> Value:
         if len(node.parts) == 1 and isinstance(node.parts[0], Reference):
             found = self.resolve(node.parts[0], node)
             if found is _ERROR:
                 return _ERROR
+            if found.unknown:
+                return _unknown(node.range)
             return Value(found.value, found.secret, node.range, found.weight, found.depth)
         pieces: list[str] = []
         secret = False
@@ -991,6 +1123,8 @@ class _Evaluator:
             found = self.resolve(part, node)
             if found is _ERROR:
                 return _ERROR
+            if found.unknown:
+                return _unknown(node.range)
             if isinstance(found.value, dict | list):
                 kind = "map" if isinstance(found.value, dict) else "list"
                 return self.error(
@@ -1016,6 +1150,8 @@ class _Evaluator:
                 current = self.value_of(current, reference, site)
                 if current is _ERROR:
                     return _ERROR
+            if isinstance(current, Value) and current.unknown:
+                return current  # a property of a value not known yet is not known either
             following: Node | Value | None = None
             if isinstance(current, MapNode):
                 following = current.entries.get(accessor) if isinstance(accessor, str) else None
@@ -1050,6 +1186,7 @@ class _Session:
     """One evaluation: the import graph, loaded environments and all diagnostics."""
 
     load: Loader
+    providers: Collection[str] | None = None
     diagnostics: list[Diagnostic] = field(default_factory=list)
     cache: dict[str, Value | None] = field(default_factory=dict)
     loaded: list[str] = field(default_factory=list)
@@ -1069,7 +1206,7 @@ class _Session:
         root = _overlay(
             definition.values, base, definition.values.range if definition.values else start
         )
-        evaluator = _Evaluator(root, source.decrypt, self.diagnostics)
+        evaluator = _Evaluator(root, source, self.diagnostics, self.providers)
         value = evaluator.value_of(root)
         if len(self.diagnostics) > before or value is _ERROR:
             return None
@@ -1112,9 +1249,14 @@ class _Session:
         return value
 
 
-def evaluate(source: Source, load: Loader) -> Evaluation:
-    """Evaluate an environment and everything it imports; never raises for bad definitions."""
-    session = _Session(load)
+def evaluate(
+    source: Source, load: Loader, *, providers: Collection[str] | None = None
+) -> Evaluation:
+    """Evaluate an environment and everything it imports; never raises for bad definitions.
+
+    With `providers`, an `fn::open::<name>` whose name is not among them is a diagnostic.
+    """
+    session = _Session(load, providers)
     value = session.environment(source, (source.name,))
     diagnostics = tuple(session.diagnostics)
     return Evaluation(

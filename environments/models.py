@@ -260,3 +260,140 @@ class AccessEvent(models.Model):
         return (
             f"{self.created:%Y-%m-%d %H:%M:%S} {self.kind} {self.project}/{self.name} {self.login}"
         )
+
+
+class OpenOutputs(models.Model):
+    """What `fn::open` providers returned for one open session, sealed, until it expires.
+
+    Sealed under a key derived from the session id, which the portal never stores (only its
+    SHA-256): without the id the caller holds, this row is noise. Deleted when the session
+    expires (`environments.tasks.purge_open_outputs`).
+    """
+
+    access_event = models.OneToOneField(
+        AccessEvent, on_delete=models.CASCADE, db_constraint=False, related_name="+"
+    )
+    sealed = models.TextField()
+    expires = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"outputs of open #{self.access_event_id} until {self.expires:%Y-%m-%d %H:%M}"
+
+
+# --- the portal as an OIDC issuer ---------------------------------------------------------------
+class KeyState(models.TextChoices):
+    """Where a signing key is in its life; see `environments.signing` for the rotation."""
+
+    NEXT = "next", "Next (published, not signing yet)"
+    CURRENT = "current", "Current (signing)"
+    PREVIOUS = "previous", "Previous (published until its tokens expire)"
+    RETIRED = "retired", "Retired (not published, private key erased)"
+
+
+class SigningKey(models.Model):
+    """An RS256 key of the portal's OIDC issuer; the private key is kept only sealed."""
+
+    kid = models.CharField(max_length=64, unique=True)
+    state = models.CharField(max_length=8, choices=KeyState.choices)
+    public_jwk = models.JSONField()
+    # PKCS#8 PEM sealed with AES-256-GCM (environments.signing); emptied on retirement.
+    private_key = models.TextField(blank=True)
+    created = models.DateTimeField()  # published in the JWKS from this moment
+    activated = models.DateTimeField(null=True, blank=True)  # began signing
+    deactivated = models.DateTimeField(null=True, blank=True)  # stopped signing
+    retired = models.DateTimeField(null=True, blank=True)  # left the JWKS
+
+    class Meta:
+        ordering = ["-created"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["state"], condition=Q(state="current"), name="signing_key_one_current"
+            ),
+            models.UniqueConstraint(
+                fields=["state"], condition=Q(state="next"), name="signing_key_one_next"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kid} ({self.state})"
+
+
+class Outcome(models.TextChoices):
+    OK = "ok", "Issued"
+    FAILED = "failed", "Failed"
+
+
+class CredentialIssuance(models.Model):
+    """One `fn::open` provider call during an open: who, where, what was assumed, until when.
+
+    Append-only audit like `AccessEvent`: plain ids without database constraints, so deleting
+    an environment or a token never touches it. Never holds a credential.
+    """
+
+    created = models.DateTimeField()
+    organization = models.ForeignKey(
+        Organization, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    # The environment whose definition holds the fn::open (an import of the opened one, maybe).
+    environment = models.ForeignKey(
+        Environment,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    project = models.CharField(max_length=100)
+    name = models.CharField(max_length=100)
+    root_environment = models.CharField(max_length=201)  # `project/name` that was opened
+    path = models.CharField(max_length=500, blank=True)
+    provider = models.CharField(max_length=64)
+    role = models.CharField(max_length=500, blank=True)
+    audience = models.CharField(max_length=500, blank=True)
+    subject = models.CharField(max_length=1000, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=8, choices=Outcome.choices)
+    reason = models.CharField(max_length=64, blank=True)
+    message = models.CharField(max_length=500, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    login = models.CharField(max_length=200, blank=True)
+    token = models.ForeignKey(
+        "tokens.AccessToken",
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    token_label = models.CharField(max_length=300, blank=True)
+    exchange_event = models.ForeignKey(
+        "tokens.ExchangeEvent",
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    access_event = models.ForeignKey(
+        AccessEvent,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    request_id = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["organization", "-id"], name="issuance_org_id"),
+            models.Index(fields=["organization", "provider", "-id"], name="issuance_provider_id"),
+            models.Index(fields=["environment", "-id"], name="issuance_env_id"),
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.created:%Y-%m-%d %H:%M:%S} {self.provider} {self.project}/{self.name} "
+            f"{self.outcome}"
+        )

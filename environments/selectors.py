@@ -14,6 +14,7 @@ from environments.access import Actor
 from environments.models import (
     AccessEvent,
     AccessKind,
+    CredentialIssuance,
     Environment,
     EnvironmentTag,
     Grant,
@@ -67,7 +68,7 @@ def revision_numbered(environment: Environment, number: int) -> Revision | None:
 def revision_for_version(environment: Environment, version: str) -> Revision | None:
     """The revision a version names: a number, `latest`, or a revision tag."""
     version = version.strip()
-    if version.isdigit():
+    if version.isascii() and version.isdigit():
         return revision_numbered(environment, int(version))
     if version == LATEST:
         return revision_numbered(environment, environment.revision)
@@ -149,3 +150,23 @@ def open_session(environment: Environment, session_id: str, *, now: datetime) ->
 def access_events_of(environment: Environment, *, limit: int = 20) -> list[AccessEvent]:
     """The latest opens and decrypts of an environment, newest first."""
     return list(AccessEvent.objects.filter(environment_id=environment.pk).order_by("-id")[:limit])
+
+
+def credential_issuances(
+    organization_id: int,
+    *,
+    environment: str = "",
+    provider: str = "",
+    outcome: str = "",
+) -> QuerySet[CredentialIssuance]:
+    """The organization's credential issuances, newest first, narrowed by `project/name` (of
+    the environment holding the call or the one opened), provider and outcome."""
+    rows = CredentialIssuance.objects.filter(organization_id=organization_id)
+    if environment:
+        project, _, name = environment.partition("/")
+        rows = rows.filter(Q(project=project, name=name) | Q(root_environment=environment))
+    if provider:
+        rows = rows.filter(provider=provider)
+    if outcome:
+        rows = rows.filter(outcome=outcome)
+    return rows.order_by("-pk")

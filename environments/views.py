@@ -36,8 +36,13 @@ NO_STORE = {"Cache-Control": "no-store"}
 class EnvironmentCreateForm(forms.Form):
     """The new-environment form on the list page."""
 
-    project = forms.CharField(max_length=100, help_text="For example `payments` or `default`.")
-    name = forms.CharField(max_length=100, help_text="For example `dev`, `staging` or `prod`.")
+    project = forms.CharField(max_length=100, help_text="For example payments or default.")
+    name = forms.CharField(max_length=100, help_text="For example dev, staging or prod.")
+
+    def add_service_error(self, exc: EnvironmentInvalid | EnvironmentConflict) -> None:
+        """Put a service refusal next to the field it names ("The name must …"), else on top."""
+        field = next((f for f in ("project", "name") if exc.message.startswith(f"The {f} ")), None)
+        self.add_error(field, exc.message)
 
 
 class DefinitionForm(forms.Form):
@@ -57,7 +62,7 @@ class GrantForm(forms.Form):
     grantee = forms.ChoiceField(label="Team or runner")
     permission = forms.ChoiceField(
         choices=[*Level.choices, ("none", "No access (remove)")],
-        help_text="Runners get at most `open`, whatever is chosen here.",
+        help_text="Runners get at most open, whatever is chosen here.",
     )
 
     def __init__(self, *args: Any, organization: Organization, **kwargs: Any) -> None:
@@ -210,7 +215,7 @@ def environment_new(request: HttpRequest, org: str) -> HttpResponse:
                 actor=actor,
             )
         except (EnvironmentInvalid, EnvironmentConflict) as exc:
-            form.add_error(None, exc.message)
+            form.add_service_error(exc)
         else:
             messages.success(request, f"Created {environment.full_name}. Write its definition.")
             return _to_detail(environment)
@@ -320,7 +325,7 @@ def environment_revisions(request: HttpRequest, org: str, project: str, name: st
 
     def chosen(key: str, default: int) -> int:
         raw = request.GET.get(key, "")
-        return int(raw) if raw.isdigit() and int(raw) in numbers else default
+        return int(raw) if raw.isascii() and raw.isdigit() and int(raw) in numbers else default
 
     to = chosen("to", environment.revision)
     start = chosen("from", max(to - 1, 1))

@@ -1,4 +1,5 @@
-"""Outbound HTTP guard: the only code in the project that opens sockets to OIDC issuers.
+"""Outbound HTTP guard: the only code in the project that opens sockets to OIDC issuers
+(and, through `post`, to the token services of `fn::open` login providers).
 
 Implements product spec §6 ("Outbound HTTP guard"). Every URL goes through the same
 pipeline, at registration time and on every later fetch:
@@ -9,7 +10,8 @@ pipeline, at registration time and on every later fetch:
 4. the TCP socket is opened to the *checked* address (no second lookup, so no DNS
    rebinding), TLS is verified against the original host name, optional SHA-256 pins of
    the leaf certificate are compared before any request byte is sent;
-5. one GET, no redirects, a whole-fetch deadline, a body cap, strict JSON decoding.
+5. one request (a GET by fetch_json, a POST by post), no redirects, a whole-fetch
+   deadline, a body cap, strict JSON decoding (fetch_json; decode_json for post's callers).
 
 This module deliberately imports nothing from Django so that it can be reasoned about
 (and tested) in isolation.
@@ -50,9 +52,11 @@ __all__ = [
     "ParsedTarget",
     "Resolver",
     "check_url",
+    "decode_json",
     "fetch_json",
     "normalize_thumbprint",
     "parse_cache_control_max_age",
+    "post",
     "system_resolve",
 ]
 
@@ -730,7 +734,9 @@ def _check_content_type(headers: Mapping[str, str]) -> None:
 def _read_body(response: http.client.HTTPResponse, limit: int) -> bytes:
     """Read the body in chunks and stop past ``limit``; never buffers more than limit+chunk."""
     declared = response.getheader("content-length")
-    if declared is not None and declared.strip().isdigit() and int(declared) > limit:
+    # isascii: str.isdigit() also accepts digits such as "²" that int() refuses.
+    declared = declared.strip() if declared is not None else None
+    if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:
         _refuse(
             "too_large",
             f"the response declares {int(declared)} bytes; the limit is {limit} bytes",
@@ -757,6 +763,14 @@ def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _finite_float(text: str) -> float:
+    """Refuse numbers that overflow to Infinity (`1e999`), which no JSON column can store."""
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"the number {text[:20]} is out of range")
+    return value
+
+
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """Build an object but refuse duplicate keys; parsers differ on which duplicate wins."""
     result: dict[str, Any] = {}
@@ -773,7 +787,10 @@ def _parse_json(body: bytes) -> dict[str, Any]:
         text = body.decode("utf-8")
         # Strict decoding: no NaN/Infinity, no duplicate keys, no BOM (json.loads refuses it).
         data = json.loads(
-            text, parse_constant=_reject_constant, object_pairs_hook=_reject_duplicates
+            text,
+            parse_constant=_reject_constant,
+            parse_float=_finite_float,
+            object_pairs_hook=_reject_duplicates,
         )
     except UnicodeDecodeError:
         _refuse("not_json", "the response body is not valid UTF-8")
@@ -809,6 +826,27 @@ def fetch_json(
     in ``headers``). A 304 answer is returned as a result with an empty body and data.
     Environment proxies are ignored on purpose: the checked address is the one connected to.
     """
+    return _request(
+        url, policy=policy, resolve=resolve, thumbprints=thumbprints, headers=headers
+    )
+
+
+def _request(
+    url: str,
+    *,
+    policy: OutboundPolicy,
+    resolve: Resolver,
+    thumbprints: Sequence[str] = (),
+    headers: Mapping[str, str] | None = None,
+    method: str = "GET",
+    payload: bytes | None = None,
+    judge: bool = True,
+) -> FetchResult:
+    """Run one request through the whole guard (checks, connect, TLS, pins, exchange).
+
+    ``method``, ``payload`` and ``judge`` are passed to `_exchange`; everything before the
+    first request byte is the same for every method.
+    """
     deadline = time.monotonic() + policy.timeout
     try:
         pins = {normalize_thumbprint(value) for value in thumbprints}
@@ -840,7 +878,18 @@ def fetch_json(
                     f"the served certificate's SHA-256 thumbprint is {certificate.sha256}, "
                     "which matches none of the pinned thumbprints",
                 )
-        return _exchange(target, sock, address, certificate, request_headers, policy, deadline)
+        return _exchange(
+            target,
+            sock,
+            address,
+            certificate,
+            request_headers,
+            policy,
+            deadline,
+            method=method,
+            payload=payload,
+            judge=judge,
+        )
     finally:
         sock.close()
 
@@ -853,18 +902,29 @@ def _exchange(
     request_headers: Mapping[str, str],
     policy: OutboundPolicy,
     deadline: float,
+    *,
+    method: str = "GET",
+    payload: bytes | None = None,
+    judge: bool = True,
 ) -> FetchResult:
-    """Send the GET and judge the answer on an open socket; does not close the socket."""
+    """Send one request and read the answer on an open socket; does not close the socket.
+
+    With ``judge`` (GET by fetch_json) only a 2xx JSON object or a 304 is accepted. Without
+    it (`post`) any status but a redirect is returned with its raw body and empty ``data``,
+    so that the caller can read the server's error; the body cap and deadline still apply.
+    """
     connection = http.client.HTTPConnection(target.host, target.port)
     # http.client only connects when .sock is None; handing it our socket (wrapped so that
     # every send and recv respects the deadline) guarantees it never resolves or connects.
     connection.sock = cast(socket.socket, _DeadlineSocket(sock, deadline))
     try:
-        connection.request("GET", target.request_target, headers=dict(request_headers))
+        connection.request(
+            method, target.request_target, body=payload, headers=dict(request_headers)
+        )
         response = connection.getresponse()
         status = response.status
         response_headers = _response_headers(response)
-        if status == 304:
+        if status == 304 and judge:
             return FetchResult(
                 url=target.url,
                 status=status,
@@ -880,11 +940,12 @@ def _exchange(
                 _redirect_message(status, response_headers.get("location")),
                 status=status,
             )
-        if not 200 <= status < 300:
+        if judge and not 200 <= status < 300:
             reason = (response.reason or "")[:100]
             message = f"the server answered HTTP {status} {reason}".rstrip()
             _refuse("bad_status", message, status=status)
-        _check_content_type(response_headers)
+        if judge:
+            _check_content_type(response_headers)
         body = _read_body(response, policy.max_bytes)
     except FetchError:
         raise
@@ -900,7 +961,7 @@ def _exchange(
         _refuse("connection_failed", f"the connection to {target.host} failed: {exc}")
     finally:
         connection.close()
-    data = _parse_json(body)
+    data = _parse_json(body) if judge else {}
     return FetchResult(
         url=target.url,
         status=status,
@@ -939,3 +1000,50 @@ def parse_cache_control_max_age(headers: Mapping[str, str]) -> int | None:
             continue
         ages.append(min(int(argument), _MAX_DELTA_SECONDS))
     return min(ages) if ages else None
+
+
+# ------------------------------------------------------------------------------- posting
+
+
+def post(
+    url: str,
+    *,
+    body: bytes,
+    content_type: str,
+    policy: OutboundPolicy,
+    resolve: Resolver = system_resolve,
+    headers: Mapping[str, str] | None = None,
+) -> tuple[int, Mapping[str, str], bytes]:
+    """POST ``body`` under the outbound guard and return (status, headers, raw body).
+
+    The same checks as fetch_json run before the first byte is sent (URL syntax, one DNS
+    lookup, address policy, verified TLS) and the same deadline and body cap apply while
+    reading. Any status but a redirect is returned, error bodies included, so that the caller
+    can report the server's own error; redirects are refused, never followed (a 307 would
+    replay the body, credentials included, to wherever it points). It does not judge the
+    content type: use `decode_json` for JSON answers. Raises FetchError, or ValueError for a
+    programming error in ``headers``/``content_type``.
+    """
+    merged = {"Content-Type": content_type, **(headers or {})}
+    result = _request(
+        url,
+        policy=policy,
+        resolve=resolve,
+        headers=merged,
+        method="POST",
+        payload=body,
+        judge=False,
+    )
+    return result.status, result.headers, result.body
+
+
+def decode_json(headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
+    """Decode an answer as strict JSON (application/json, UTF-8, an object); no schema checks.
+
+    The rules fetch_json applies to its answers (no NaN, no duplicate keys), for callers of
+    `post`. Raises FetchError("not_json") otherwise. Header names must be lower-case, as
+    `post` returns them.
+    """
+    _check_content_type(headers)
+    return _parse_json(body)
+

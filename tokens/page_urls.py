@@ -11,6 +11,7 @@ urlpatterns: list[URLPattern] = [
     path("history/", pages.history, name="history"),
     path("history/export.<str:fmt>", pages.history_export, name="history-export"),
     path("history/<int:event_id>/", pages.event_detail, name="event"),
+    path("history/credentials/", pages.credential_history, name="credentials"),
     path("tokens/", pages.token_list, name="tokens"),
     path("tokens/new/", pages.token_create, name="token-create"),
     path("tokens/revoke/", pages.revoke_matching, name="revoke-matching"),

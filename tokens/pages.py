@@ -24,6 +24,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from environments.models import Outcome
+from environments.providers import names as provider_names
+from environments.selectors import credential_issuances
 from issuers.models import Issuer
 from issuers.selectors import IssuerWarning, issuer_warnings, issuers_of
 from tokens import services
@@ -66,7 +69,7 @@ NO_STORE = "no-store"
 def policy_versions_url(organization_login: str, issuer_id: object, version: int | None) -> str:
     """The policy page that lists an issuer's policy versions (owned by the policies app)."""
     url = f"/orgs/{organization_login}/policies/{issuer_id}/versions/"
-    return f"{url}#v{version}" if version is not None else url
+    return f"{url}#version-{version}" if version is not None else url
 
 
 def _query(params: dict[str, str], **extra: Any) -> str:
@@ -195,6 +198,41 @@ def history_export(request: HttpRequest, org: str, fmt: str) -> HttpResponseBase
     events = events_matching(organization=organization, filters=filters)
     stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
     return streaming_export(events, fmt=fmt, filename=f"exchanges-{organization.login}-{stamp}")
+
+
+@login_required
+@require_GET
+def credential_history(request: HttpRequest, org: str) -> HttpResponse:
+    """Every `fn::open` credential issuance of the organization, filtered, 50 at a time."""
+    organization, role = organization_for_user(request.user, org, Need.READ_CONFIGURATION)
+    filters = {
+        key: request.GET.get(key, "").strip()[:201]
+        for key in ("environment", "provider", "outcome")
+    }
+    try:
+        before = cursor_from(request.GET, "before")
+    except FilterError:
+        before = None
+    rows = credential_issuances(organization.pk, **filters)
+    page = keyset_page(rows, before=before, limit=PAGE_SIZE)
+    params = {k: v for k, v in filters.items() if v}
+    return render(
+        request,
+        "tokens/credential_history.html",
+        {
+            "organization": organization,
+            "is_admin": role == Role.ADMIN,
+            "section": "credentials",
+            "rows": page.rows,
+            "values": filters,
+            "providers": sorted(provider_names()),
+            "outcomes": Outcome.choices,
+            "filtered": bool(params),
+            "first_page": before is not None,
+            "first_url": _query(params),
+            "next_url": _query(params, before=page.next_cursor) if page.next_cursor else None,
+        },
+    )
 
 
 def _claim_rows(claims: Any) -> list[tuple[str, str]]:

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core import checks
-from django.core.checks import CheckMessage, Error
+from django.core.checks import CheckMessage, Error, Warning
 from django.core.management.base import SystemCheckError
 
 from trustportal.config import TrustPortalConfig
@@ -53,11 +53,49 @@ def production_errors(
     return errors
 
 
+def oidc_issuer_problems(config: TrustPortalConfig) -> list[CheckMessage]:
+    """What is wrong with the portal's own OIDC issuer settings in production."""
+    if not config.is_production:
+        return []
+    if not config.oidc_issuer_url:
+        return [
+            Warning(
+                "TRUSTPORTAL_OIDC_ISSUER_URL is not set: the portal publishes no OIDC issuer and "
+                "fn::open providers that need an ID token fail.",
+                hint="Set it to the public https URL of /oidc, e.g. https://portal.example.com/oidc.",
+                id="trustportal.W001",
+            )
+        ]
+    problems: list[CheckMessage] = []
+    if not config.oidc_issuer_url.startswith("https://"):
+        problems.append(
+            Error(
+                "TRUSTPORTAL_OIDC_ISSUER_URL must be an https URL in production.",
+                hint="Relying parties fetch the signing keys from it.",
+                id="trustportal.E005",
+            )
+        )
+    if config.oidc_key_rotation_days < 1:
+        problems.append(
+            Error(
+                "TRUSTPORTAL_OIDC_KEY_ROTATION_DAYS must be at least 1.",
+                hint="The default is 30.",
+                id="trustportal.E006",
+            )
+        )
+    return problems
+
+
 @checks.register(checks.Tags.security, deploy=False)
 def check_production_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     return production_errors(
         settings.TRUSTPORTAL, debug=settings.DEBUG, secret_key=settings.SECRET_KEY
     )
+
+
+@checks.register(checks.Tags.security, deploy=False)
+def check_oidc_issuer_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    return oidc_issuer_problems(settings.TRUSTPORTAL)
 
 
 def raise_on_errors() -> None:

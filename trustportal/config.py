@@ -64,6 +64,10 @@ class TrustPortalConfig:
     rate_limit_per_subject: int = 120
     # Exchange events older than this are purged daily; 0 keeps them forever.
     event_retention_days: int = 400
+    # The portal's own OIDC issuer (ID tokens for `fn::open` providers); unset in development
+    # means "from the request's host", and production warns at start-up (trustportal.W005).
+    oidc_issuer_url: str | None = None
+    oidc_key_rotation_days: int = 30
 
     @property
     def is_production(self) -> bool:
@@ -116,6 +120,12 @@ def load_config(environ: Mapping[str, str] = os.environ) -> TrustPortalConfig:
             "TRUSTPORTAL_EVENT_RETENTION_DAYS",
             environ.get("TRUSTPORTAL_EVENT_RETENTION_DAYS"),
             400,
+        ),
+        oidc_issuer_url=(environ.get("TRUSTPORTAL_OIDC_ISSUER_URL") or "").rstrip("/") or None,
+        oidc_key_rotation_days=parse_int(
+            "TRUSTPORTAL_OIDC_KEY_ROTATION_DAYS",
+            environ.get("TRUSTPORTAL_OIDC_KEY_ROTATION_DAYS"),
+            30,
         ),
     )
 

@@ -192,7 +192,8 @@ def test_unknown_imports_and_loader_refusals_are_diagnostics() -> None:
         ),
         (
             "values:\n  a: {fn::open: x}\n",
-            'unsupported function "fn::open": only fn::secret is available',
+            'unsupported function "fn::open": only fn::secret and fn::open::<provider> '
+            "are available",
             2,
             6,
         ),

@@ -53,7 +53,7 @@ class Route:
     content_type: str | None = "application/json"
     headers: tuple[tuple[str, str], ...] = ()
     framing: Literal["length", "close", "chunked"] = "length"
-    declared_length: int | None = None  # overrides the real Content-Length when set
+    declared_length: int | str | None = None  # overrides the real Content-Length when set
     chunk_size: int = 1024
     drip: float = 0.0  # seconds between body bytes
     drip_headers: float = 0.0  # seconds between header bytes
@@ -779,6 +779,20 @@ def test_declared_length_over_the_cap_is_refused_before_reading(server: LocalSer
     assert error.reason == "too_large"
     assert "10485760" in error.message
     assert time.monotonic() - started < 1.0
+
+
+@pytest.mark.parametrize("declared", ["\u00b2", "\uff11\uff12", "-5", "1e9", ""])
+def test_a_content_length_that_is_not_ascii_digits_is_no_crash(
+    declared: str, server: LocalServer
+) -> None:
+    # "²" and fullwidth digits pass str.isdigit() but not int(): once a 500 on registration.
+    server.routes["/x"] = Route(body=b'{"a": "b"}', declared_length=declared)
+    outcome: Any
+    try:
+        outcome = fetch_json(server.url("/x"), policy=local_policy(timeout=2.0)).data
+    except FetchError as error:
+        outcome = error.reason
+    assert outcome in ({"a": "b"}, "bad_response", "connection_failed", "timeout")
 
 
 def test_max_bytes_is_configurable(server: LocalServer) -> None:
