@@ -125,7 +125,7 @@ class IssuerListApi(APIView):
 
     @extend_schema(
         request=IssuerRegistrationSerializer,
-        responses=IssuerSerializer,
+        responses={201: IssuerSerializer},
         operation_id="registerOidcIssuer",
     )
     def post(self, request: Request, org: str) -> Response:

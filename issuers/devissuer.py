@@ -12,6 +12,7 @@ token endpoint with the request token gets a signed token.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import secrets
 import ssl
@@ -205,7 +206,10 @@ class DevIssuer:
         return int(self._listening().server_address[1])
 
     def start(self) -> DevIssuer:
-        self._thread = threading.Thread(target=self._listening().serve_forever, daemon=True)
+        # A short poll interval: stop() waits up to one interval (tests start and stop many).
+        self._thread = threading.Thread(
+            target=self._listening().serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -357,7 +361,8 @@ def _handler_for(issuer: DevIssuer) -> type[BaseHTTPRequestHandler]:
                 self._send_json(issuer.discovery())
             elif parts.path in ("/.well-known/jwks", "/.well-known/jwks.json"):
                 body = json.dumps(issuer.jwks()).encode()
-                etag = '"' + base64.urlsafe_b64encode(body[-12:]).decode() + str(len(body)) + '"'
+                # A digest of the whole set: two sets of same-size keys must not share an ETag.
+                etag = '"' + hashlib.sha256(body).hexdigest()[:24] + '"'
                 if self.headers.get("If-None-Match") == etag:
                     self._send(304, b"", {"ETag": etag})
                     return

@@ -56,6 +56,18 @@ def algorithm_fits_key(alg: str, kty: str, crv: str | None = None) -> bool:
     return True
 
 
+# ROCA (CVE-2017-15361): moduli from the flawed Infineon generator are 65537^a mod M plus a
+# multiple of M, the product of the first primes, so modulo each odd prime up to 167 they fall
+# in the subgroup 65537 generates. A random modulus does so for all 38 with negligible chance.
+ROCA_PRIMES: tuple[int, ...] = tuple(p for p in range(3, 168) if all(p % d for d in range(2, p)))
+_ROCA_RESIDUES = {p: frozenset(pow(65537, k, p) for k in range(p)) for p in ROCA_PRIMES}
+
+
+def has_roca_fingerprint(modulus: int) -> bool:
+    """Whether an RSA modulus has the structure of the ROCA-vulnerable (factorable) keys."""
+    return all(modulus % p in residues for p, residues in _ROCA_RESIDUES.items())
+
+
 def _key_size(key: Any) -> int:
     if isinstance(key, rsa.RSAPublicKey):
         return key.key_size
@@ -93,6 +105,11 @@ def parse_key(raw: Any, index: int) -> ParsedKey:
     use = raw.get("use")
     if use is not None and use != "sig":
         raise JwksError("not_signing_key", f"{where} is for use {use!r}, not signatures")
+    key_ops = raw.get("key_ops")
+    if key_ops is not None and (not isinstance(key_ops, list) or "verify" not in key_ops):
+        raise JwksError(
+            "not_signing_key", f"{where} has key_ops {str(key_ops)[:100]}, without 'verify'"
+        )
     alg = raw.get("alg")
     if alg is not None and (
         not isinstance(alg, str) or not algorithm_fits_key(alg, kty, raw.get("crv"))
@@ -113,6 +130,10 @@ def parse_key(raw: Any, index: int) -> ParsedKey:
     size = _key_size(key)
     if kty == "RSA" and size < MIN_RSA_BITS:
         raise JwksError("weak_key", f"{where} is a {size}-bit RSA key; at least {MIN_RSA_BITS}")
+    if isinstance(key, rsa.RSAPublicKey) and has_roca_fingerprint(key.public_numbers().n):
+        raise JwksError(
+            "weak_key", f"{where} is an RSA key from a ROCA-vulnerable generator (CVE-2017-15361)"
+        )
     public = {k: v for k, v in raw.items() if isinstance(k, str)}
     return ParsedKey(kid=kid, kty=kty, alg=alg, size=size, jwk=public)
 
@@ -122,7 +143,8 @@ def parse_jwks(document: Any) -> list[ParsedKey]:
 
     Refuses: a document that is not `{"keys": [...]}`, an empty set, more than 100 keys,
     duplicate `kid`s, and any key `parse_key` refuses (private or symmetric material, RSA under
-    2048 bits, unknown `kty`, malformed key). Does not fetch anything.
+    2048 bits or with the ROCA fingerprint, unknown `kty`, `use` other than `sig` or `key_ops`
+    without `verify`, malformed key). Does not fetch anything.
     """
     if not isinstance(document, Mapping) or not isinstance(document.get("keys"), list):
         raise JwksError("malformed_jwks", 'the key set is not a JSON object with a "keys" list')

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -113,8 +113,7 @@ def get_verification_key(
     now = now or timezone.now()
     if not KID_PATTERN.match(kid):
         raise KeyLookupError("bad_kid", "the kid is not of the accepted form")
-    if alg not in issuer.algorithms:
-        raise KeyLookupError("alg_not_allowed", f"{alg} is not allowed for this issuer")
+    check_algorithm(alg, issuer.algorithms)
     problem = issuer_health_problem(issuer, now)
     if problem is not None:
         raise KeyLookupError("issuer_unhealthy", problem)
@@ -130,8 +129,19 @@ def get_verification_key(
         key = _active_keys(issuer).get(kid)
     if key is None:
         raise KeyLookupError("unknown_kid", "no key of this issuer has that kid")
+    check_key_algorithm(key, alg)
+    return _key_object(issuer, key, alg)
+
+
+def check_algorithm(alg: str, allowed: Collection[str]) -> None:
+    """Refuse an algorithm outside the issuer's allow-list (pure)."""
+    if alg not in allowed:
+        raise KeyLookupError("alg_not_allowed", f"{alg} is not allowed for this issuer")
+
+
+def check_key_algorithm(key: CachedKey, alg: str) -> None:
+    """Refuse `alg` for a key that declares another algorithm or cannot be used with it (pure)."""
     if key.alg and key.alg != alg:
         raise KeyLookupError("alg_mismatch", f"the key is for {key.alg}, the token says {alg}")
     if not algorithm_fits_key(alg, key.kty, key.crv):
         raise KeyLookupError("alg_mismatch", f"{alg} cannot be used with a {key.kty} key")
-    return _key_object(issuer, key, alg)

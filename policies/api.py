@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -54,7 +55,7 @@ def _if_match(request: Request) -> int | None:
     raw = request.headers.get("If-Match", "").strip().strip('"').removeprefix("W/").strip('"')
     if not raw:
         return None
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):
         raise BadRequest("If-Match must be the policy version you last read.")
     return int(raw)
 
@@ -77,6 +78,22 @@ class PolicySerializer(serializers.Serializer[Any]):
 
 class PolicyUpdateSerializer(serializers.Serializer[Any]):
     policies = serializers.ListField(child=serializers.DictField())
+
+
+class SimulateSerializer(serializers.Serializer[Any]):
+    claims = serializers.DictField(required=False, help_text="the claims to evaluate, or")
+    token = serializers.CharField(required=False, help_text="a JWT whose claims to evaluate")
+    verifySignature = serializers.BooleanField(required=False)
+    tokenType = serializers.CharField(required=False)
+    scope = serializers.CharField(required=False)
+    policies = serializers.ListField(
+        child=serializers.DictField(), required=False, help_text="a draft instead of the policy"
+    )
+
+
+class ReplaySerializer(serializers.Serializer[Any]):
+    policies = serializers.ListField(child=serializers.DictField())
+    limit = serializers.IntegerField(required=False, help_text="the last N exchanges")
 
 
 class PolicyForIssuerApi(APIView):
@@ -114,7 +131,9 @@ class PolicyApi(APIView):
 class SimulateApi(APIView):
     """`POST …/auth/policies/{policyId}/simulate`: claims or a token, current or draft policy."""
 
-    @extend_schema(request=None, responses=None, operation_id="simulateAuthPolicy")
+    @extend_schema(
+        request=SimulateSerializer, responses=OpenApiTypes.OBJECT, operation_id="simulateAuthPolicy"
+    )
     def post(self, request: Request, org: str, policy_id: str) -> Response:
         policy = _policy(request, org, policy_id, Need.READ_CONFIGURATION)
         body = _body(request)
@@ -134,7 +153,9 @@ class SimulateApi(APIView):
 class ReplayApi(APIView):
     """`POST …/auth/policies/{policyId}/replay`: a draft against the last N real exchanges."""
 
-    @extend_schema(request=None, responses=None, operation_id="replayAuthPolicy")
+    @extend_schema(
+        request=ReplaySerializer, responses=OpenApiTypes.OBJECT, operation_id="replayAuthPolicy"
+    )
     def post(self, request: Request, org: str, policy_id: str) -> Response:
         policy = _policy(request, org, policy_id, Need.READ_CONFIGURATION)
         body = _body(request)
@@ -152,7 +173,7 @@ class ReplayApi(APIView):
 class VersionListApi(APIView):
     """`GET …/auth/policies/{policyId}/versions`: every version, newest first."""
 
-    @extend_schema(responses=None, operation_id="listAuthPolicyVersions")
+    @extend_schema(responses=OpenApiTypes.OBJECT, operation_id="listAuthPolicyVersions")
     def get(self, request: Request, org: str, policy_id: str) -> Response:
         policy = _policy(request, org, policy_id, Need.READ_CONFIGURATION)
         return Response(

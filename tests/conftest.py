@@ -15,7 +15,7 @@ from issuers.devissuer import DevIssuer, SigningKey
 from issuers.http import OutboundPolicy
 from issuers.services import Outbound
 from tests.factories import MembershipFactory, OrganizationFactory, make_token
-from tokens.usage import default_buffer
+from tokens.usage import RedisUsageBuffer, default_buffer
 from trustportal.models import Organization, Role, User
 
 INTEGRATION = bool(os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL"))
@@ -34,10 +34,36 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def _fresh_process_caches() -> Iterator[None]:
     """Per-process caches keyed by database ids must not leak between tests (ids get reused)."""
     from tokens import exchange
+    from tokens.selectors import forget_cached_tokens
 
     exchange._organizations.clear()
+    forget_cached_tokens()
     yield
     exchange._organizations.clear()
+    forget_cached_tokens()
+
+
+def _forget_login_failures() -> None:
+    """Drop the sign-in throttle's counts (`trustportal.login_throttle`), which live in the
+    shared cache: failures of one test (or of an earlier run, in Redis) must not lock out the
+    sign-ins of another."""
+    from django.core.cache import caches
+    from django.core.cache.backends.locmem import LocMemCache
+
+    cache = caches["default"]
+    if isinstance(cache, LocMemCache):
+        cache.clear()
+        return
+    client = cache._cache.get_client()  # type: ignore[attr-defined]
+    for key in client.scan_iter(match="*login-throttle:*", count=1000):
+        client.delete(key)
+
+
+@pytest.fixture(autouse=True)
+def _no_login_failures() -> Iterator[None]:
+    _forget_login_failures()
+    yield
+    _forget_login_failures()
 
 
 @pytest.fixture(autouse=True)
@@ -45,9 +71,14 @@ def _empty_token_usage_buffer() -> Iterator[None]:
     """Each test starts with no buffered token uses (`tokens.usage`): a use left by an earlier
     test would be written later, maybe to another test's token (ids are reused after a
     rollback), and with queries the test did not make."""
-    default_buffer().drain()
+    buffer = default_buffer()
+    buffer.drain()
+    if isinstance(buffer, RedisUsageBuffer):
+        buffer.forget()
     yield
-    default_buffer().drain()
+    buffer.drain()
+    if isinstance(buffer, RedisUsageBuffer):
+        buffer.forget()
 
 
 @pytest.fixture(scope="session")

@@ -498,7 +498,8 @@ class UserTokenApi(APIView):
     @extend_schema(responses={204: None}, operation_id="deletePersonalToken")
     def delete(self, request: Request, token_id: str) -> Response:
         user = _calling_user(request)
-        token = personal_tokens_of(user).filter(pk=int(token_id) if token_id.isdigit() else 0)
+        key = int(token_id) if token_id.isascii() and token_id.isdigit() else 0
+        token = personal_tokens_of(user).filter(pk=key)
         found = token.first()
         if found is None:
             raise NotFound(f"Token '{token_id}' not found.")

@@ -147,7 +147,7 @@ def _pattern(text: str) -> Pattern:
 
 
 def _count(text: str) -> int:
-    if not text.isdigit() or len(text) > 12:
+    if not (text.isascii() and text.isdigit()) or len(text) > 12:
         raise ValueError("must be a whole number")
     return int(text)
 

@@ -20,3 +20,44 @@ class AccessTokenScheme(OpenApiAuthenticationExtension):
             "name": "Authorization",
             "description": "`token <access token>` (Pulumi's form) or `Bearer <access token>`.",
         }
+
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "Pulumi's error shape.",
+    "properties": {"code": {"type": "integer"}, "message": {"type": "string"}},
+    "required": ["code", "message"],
+}
+_ERRORS = {
+    "400": "The request is malformed or fails validation.",
+    "401": "No, an unknown, an expired or a revoked access token.",
+    "403": "The token reaches the organization but its role is not enough.",
+    "404": "No such object, or an organization the token does not reach.",
+}
+_WRITE_ERRORS = {"409": "Conflicts with the current state (a name taken, a stale revision)."}
+_IF_MATCH_ERRORS = {"412": "`If-Match` names a version that is no longer current."}
+_IF_MATCH_OPERATIONS = {"updateAuthPolicy", "updateEnvironmentYaml"}
+_WRITES = {"post", "put", "patch", "delete"}
+
+
+def document_errors(result: dict[str, Any], **_kwargs: Any) -> dict[str, Any]:
+    """Add the `{"code","message"}` error answers every API operation can give to the schema.
+
+    A drf-spectacular postprocessing hook: views raise errors as classes (`trustportal.errors`)
+    rendered by one handler, so the statuses they may answer are the same for every operation.
+    """
+    components = result.setdefault("components", {}).setdefault("schemas", {})
+    components["Error"] = ERROR_SCHEMA
+    reference = {"$ref": "#/components/schemas/Error"}
+    for operations in result.get("paths", {}).values():
+        for method, operation in operations.items():
+            errors = dict(_ERRORS)
+            if method in _WRITES:
+                errors.update(_WRITE_ERRORS)
+            if operation.get("operationId") in _IF_MATCH_OPERATIONS:
+                errors.update(_IF_MATCH_ERRORS)
+            responses = operation.setdefault("responses", {})
+            for status, description in errors.items():
+                content = {"application/json": {"schema": reference}}
+                responses.setdefault(status, {"description": description, "content": content})
+    return result

@@ -2,12 +2,14 @@
 
 Used for request bodies and for the header and claims of subject tokens. Refuses what lenient
 parsers accept and later code trips over: duplicate member names (parsers disagree which wins),
-NaN/Infinity, lone surrogates (not UTF-8, cannot be stored) and NUL (PostgreSQL text refuses it).
+NaN/Infinity, numbers too large for a float (`1e999` would become Infinity, which no JSON column
+stores), lone surrogates (not UTF-8, cannot be stored) and NUL (PostgreSQL text refuses it).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 
@@ -21,6 +23,14 @@ def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    """A JSON number with a fraction or exponent as a float; ValueError when it overflows."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:20]} is out of range")
+    return value
 
 
 def check_text(value: Any) -> None:
@@ -47,7 +57,12 @@ def loads_object(text: str, *, check_strings: bool = True) -> dict[str, Any]:
 
     With `check_strings=False` the caller checks the strings itself (field by field).
     """
-    value = json.loads(text, object_pairs_hook=no_duplicates, parse_constant=_no_constants)
+    value = json.loads(
+        text,
+        object_pairs_hook=no_duplicates,
+        parse_constant=_no_constants,
+        parse_float=_finite_float,
+    )
     if not isinstance(value, dict):
         raise ValueError("not a JSON object")
     if check_strings:

@@ -80,13 +80,12 @@ def _object(raw: bytes) -> dict[str, Any]:
     return loads_object(raw.decode("utf-8"))
 
 
-def decode_unverified(token: str) -> UnverifiedToken:
-    """Check size and compact form and decode header and claims; trusts nothing in them.
+def split_compact(token: str) -> list[str]:
+    """The three segments of a compact JWS after the size and form checks; decodes nothing.
 
-    Refuses (in this order): more than 16 KiB; JWE (five segments) and anything but three
-    segments; invalid base64url, UTF-8 or JSON, duplicate member names, non-object parts.
+    Refuses (in this order): more than 16 KiB; non-ASCII; JWE (five segments) and anything but
+    three segments, including the JSON serialization.
     """
-    digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
     if len(token.encode("utf-8", "surrogatepass")) > MAX_TOKEN_BYTES:
         raise InvalidRequest("token_too_large")
     if not token.isascii():
@@ -96,14 +95,27 @@ def decode_unverified(token: str) -> UnverifiedToken:
         raise InvalidRequest("jwe_not_supported")
     if len(segments) != 3 or token.lstrip().startswith("{"):
         raise InvalidRequest("malformed_token", "not a compact JWS with three segments")
+    return segments
+
+
+def decode_segment(segment: str, part: str) -> dict[str, Any]:
+    """One segment as a strict JSON object: base64url, UTF-8, no duplicate names, storable text."""
     try:
-        header = _object(_b64decode(segments[0]))
+        return _object(_b64decode(segment))
     except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError) as exc:
-        raise InvalidRequest("malformed_token", f"header: {exc}") from exc
-    try:
-        claims = _object(_b64decode(segments[1]))
-    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError) as exc:
-        raise InvalidRequest("malformed_token", f"payload: {exc}") from exc
+        raise InvalidRequest("malformed_token", f"{part}: {exc}") from exc
+
+
+def decode_unverified(token: str) -> UnverifiedToken:
+    """Check size and compact form and decode header and claims; trusts nothing in them.
+
+    Refuses what `split_compact` refuses, then invalid base64url, UTF-8 or JSON, duplicate member
+    names and non-object parts.
+    """
+    digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+    segments = split_compact(token)
+    header = decode_segment(segments[0], "header")
+    claims = decode_segment(segments[1], "payload")
     return UnverifiedToken(sha256=digest, header=header, claims=claims)
 
 
@@ -117,7 +129,8 @@ def check_header(header: Mapping[str, Any]) -> tuple[str, str]:
     if "b64" in header:
         raise InvalidRequest("b64_not_supported")
     cty = header.get("cty")
-    if isinstance(cty, str) and cty.upper() == "JWT":
+    # RFC 7515 §4.1.10: "application/JWT" and "JWT" name the same media type.
+    if isinstance(cty, str) and cty.upper().removeprefix("APPLICATION/") == "JWT":
         raise InvalidRequest("nested_jwt")
     kid = header.get("kid")
     if kid is None:

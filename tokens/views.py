@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from tokens.errors import OAuthError
+from tokens.errors import OAuthError, TemporarilyUnavailable
 from tokens.exchange import Caller, exchange
 from tokens.request import MAX_BODY_BYTES
+from trustportal.middleware import DATABASE_UNAVAILABLE, close_database_connections
 
+logger = logging.getLogger(__name__)
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
@@ -39,8 +43,19 @@ def token_exchange(request: HttpRequest) -> HttpResponse:
             caller=caller,
             config=settings.TRUSTPORTAL,
         )
-    except OAuthError as error:
-        return JsonResponse(
-            error.body(caller.request_id), status=error.status, headers=error.headers()
+    except DATABASE_UNAVAILABLE as exc:
+        # The attempt cannot even be recorded: answer in OAuth's shape, reconnect next time.
+        close_database_connections()
+        logger.warning(
+            "exchange: database unavailable request_id=%s error=%s",
+            caller.request_id,
+            type(exc).__name__,
         )
+        return _oauth_error(TemporarilyUnavailable("database_unavailable"), caller)
+    except OAuthError as error:
+        return _oauth_error(error, caller)
     return JsonResponse(result.body(), status=200, headers=NO_STORE)
+
+
+def _oauth_error(error: OAuthError, caller: Caller) -> JsonResponse:
+    return JsonResponse(error.body(caller.request_id), status=error.status, headers=error.headers())

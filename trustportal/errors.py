@@ -67,6 +67,17 @@ class PreconditionFailed(ApiError):
     reason = "precondition_failed"
 
 
+class ServiceUnavailable(ApiError):
+    """A backing service (the database) is unreachable for the moment (503, retry later)."""
+
+    status = 503
+    reason = "service_unavailable"
+    default_message = "The service is temporarily unavailable; retry later."
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "5"}
+
+
 def _request_id(request: Any) -> str:
     return str(getattr(request, "request_id", "") or "")
 

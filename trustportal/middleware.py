@@ -1,12 +1,18 @@
-"""Request ids and the security headers every response carries."""
+"""Request ids, the security headers every response carries, and 503s for a lost database."""
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse
+from django.db import DatabaseError, InterfaceError, OperationalError, connections
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from trustportal.errors import ServiceUnavailable
+
+logger = logging.getLogger(__name__)
 
 CONTENT_SECURITY_POLICY = "; ".join(
     [
@@ -45,3 +51,59 @@ class SecurityHeadersMiddleware:
             "Permissions-Policy", "camera=(), microphone=(), geolocation=()"
         )
         return response
+
+
+# What a dropped, refused or timed-out database connection raises (psycopg's errors, wrapped).
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (OperationalError, InterfaceError)
+
+
+def close_database_connections() -> None:
+    """Close this thread's database connections so the next query opens a fresh one.
+
+    Django would close a broken connection only when the request finishes; closing it here
+    also covers callers that keep the thread (tests, the Celery worker) and never retries the
+    failed query itself.
+    """
+    for connection in connections.all(initialized_only=True):
+        try:
+            connection.close()
+        except DatabaseError:  # already gone: nothing left to close
+            logger.debug("closing a broken database connection failed", exc_info=True)
+
+
+class DatabaseUnavailableMiddleware:
+    """Answer 503 (JSON under /api/) when the database is lost mid-request; never a stack trace.
+
+    Only connection-level errors (`OperationalError`, `InterfaceError`) are turned into 503s;
+    a programming or integrity error stays a 500 so it is not mistaken for an outage. The
+    OAuth token endpoint renders its own 503 (`temporarily_unavailable`), in its own shape.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, DATABASE_UNAVAILABLE):
+            return None
+        close_database_connections()
+        request_id = str(getattr(request, "request_id", ""))
+        logger.warning(
+            "database unavailable request_id=%s path=%s error=%s",
+            request_id,
+            request.path,
+            type(exception).__name__,
+        )
+        error = ServiceUnavailable()
+        if request.path.startswith("/api/"):
+            return JsonResponse(
+                error.body(request_id), status=error.status, headers=error.headers()
+            )
+        return HttpResponse(
+            error.message,
+            status=error.status,
+            content_type="text/plain; charset=utf-8",
+            headers=error.headers(),
+        )

@@ -70,6 +70,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "trustportal.middleware.SecurityHeadersMiddleware",
+    "trustportal.middleware.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -124,6 +125,9 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "trustportal",
+            # A Redis that hangs must not hang requests: rate limits then fail open and
+            # single-use checks fail closed (docs/security.md), within about a second.
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
         }
     }
 else:
@@ -206,6 +210,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "OIDC token exchange, trust policies, access tokens and environments.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "tokens.schema.document_errors",
+    ],
 }
 
 # Celery: Redis when REDIS_URL is set; otherwise kombu's filesystem transport under var/,
@@ -259,4 +267,15 @@ CELERY_BEAT_SCHEDULE: dict[str, Any] = {
     },
     # Buffered token uses to last_used (at most once a minute per token).
     "flush-token-usage": {"task": "tokens.tasks.flush_token_usage", "schedule": 60.0},
+    # The portal's OIDC signing keys: a next key published a day before it signs, the previous
+    # one kept in the JWKS until its last token expired (environments/signing.py).
+    "rotate-signing-keys": {
+        "task": "environments.tasks.rotate_signing_keys",
+        "schedule": 15 * 60.0,
+    },
+    # Sealed fn::open outputs of open sessions that have expired.
+    "purge-open-outputs": {
+        "task": "environments.tasks.purge_open_outputs",
+        "schedule": 15 * 60.0,
+    },
 }

@@ -5,9 +5,10 @@ from __future__ import annotations
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, URLResolver, include, path
-from drf_spectacular.views import SpectacularAPIView
+from drf_spectacular.views import SpectacularJSONAPIView
 
 from trustportal import views
+from trustportal.login_throttle import ThrottledAuthenticationForm
 
 api_patterns: list[URLPattern | URLResolver] = [
     path("", include("tokens.urls")),
@@ -15,14 +16,16 @@ api_patterns: list[URLPattern | URLResolver] = [
     path("", include("issuers.urls")),
     path("", include("policies.urls")),
     path("", include("environments.urls")),
-    path("openapi.json", SpectacularAPIView.as_view(), name="openapi-schema"),
+    path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi-schema"),
 ]
 
 urlpatterns = [
     path("", views.home, name="home"),
     path(
         "login/",
-        auth_views.LoginView.as_view(redirect_authenticated_user=True),
+        auth_views.LoginView.as_view(
+            redirect_authenticated_user=True, authentication_form=ThrottledAuthenticationForm
+        ),
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
@@ -33,6 +36,7 @@ urlpatterns = [
     # After the other orgs/<org>/… pages: the dashboard, history and token pages.
     path("orgs/<str:org>/", include("tokens.page_urls")),
     path("api/", include(api_patterns)),
+    path("oidc/", include("environments.oidc_urls")),
 ]
 
 handler404 = "trustportal.views.not_found"

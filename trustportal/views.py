@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.views.decorators.http import require_GET
 from django.views.defaults import page_not_found, server_error
 
 from trustportal.errors import json_not_found, json_server_error
@@ -12,6 +13,7 @@ from trustportal.selectors import memberships_of
 
 
 @login_required
+@require_GET
 def home(request: HttpRequest) -> HttpResponse:
     """The signed-in user's organizations and where to go next."""
     memberships = memberships_of(request.user)  # type: ignore[arg-type]

@@ -1,0 +1,159 @@
+"""Fuzz every operation of `/api/openapi.json` with schemathesis against the WSGI application.
+
+An org admin token of an organization that has data (an issuer with a policy, an environment with
+a secret, revision and environment tags, an open session, an exchange event, tokens) calls each
+operation with generated query strings, headers and bodies. The path parameters name that
+organization's real objects (otherwise every call would stop at "organization not found"),
+except the ones whose lookups are themselves worth fuzzing (`version`, `tag`, `session`, `fmt`).
+
+Checks: never a 5xx, every status code and every response body as the schema documents them.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+import pytest
+import schemathesis
+from django.test import Client
+from hypothesis import HealthCheck, Phase, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+import issuers.services
+from issuers.devissuer import SigningKey
+from issuers.services import Outbound, outbound_policy
+from tests.security.test_tenant_matrix import MARK, World, build_world
+from tokens.models import AccessToken
+from trustportal.wsgi import application
+
+# Per operation; a deeper run: FUZZ_EXAMPLES=500 pytest tests/security/test_openapi_fuzz.py
+MAX_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "15"))
+
+schema = schemathesis.openapi.from_wsgi("/api/openapi.json", application)
+
+# Path parameters filled with the seeded organization's objects.
+FIXED_PARAMETERS = ("org", "issuer_id", "policy_id", "project", "env", "event_id")
+
+CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance]
+
+
+def _no_dns(host: str, port: int) -> list[str]:
+    """Generated issuer URLs name random hosts: refuse to look them up, as an offline DNS would.
+
+    The outbound guard stays the real one; only name resolution is kept off the network.
+    """
+    raise socket.gaierror(socket.EAI_NONAME, f"not resolved in tests: {host}")
+
+
+@pytest.fixture
+def fuzz_world(outbound: Outbound, monkeypatch: pytest.MonkeyPatch) -> World:
+    monkeypatch.setattr(
+        issuers.services,
+        "default_outbound",
+        lambda: Outbound(policy=outbound_policy(), resolve=_no_dns),
+    )
+    return build_world(outbound, victim="fuzzed")
+
+
+@pytest.mark.django_db
+@schema.parametrize()
+@settings(
+    max_examples=MAX_EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=list(HealthCheck),
+)
+def test_api_conforms_to_its_schema(case: Any, fuzz_world: World) -> None:
+    values = fuzz_world.values
+    for name in FIXED_PARAMETERS:
+        if case.path_parameters and name in case.path_parameters:
+            case.path_parameters[name] = values[name]
+    parameters = case.path_parameters or {}
+    if "org" in parameters and "token_id" in parameters:
+        # Not the calling token: revoking it would leave the other examples with a 401 only.
+        team_token = AccessToken.objects.get(name=f"{MARK}-team-token")
+        case.path_parameters["token_id"] = str(team_token.pk)
+    token = fuzz_world.b.tokens["admin"]
+    case.call_and_validate(headers={"Authorization": f"token {token}"}, checks=CHECKS)
+
+
+def _valid_jwks() -> dict[str, Any]:
+    return {"keys": [SigningKey.generate("ES256", kid="fuzz-kid").public_jwk()]}
+
+
+# Successful writes random data rarely reaches (a valid key set, a valid definition): each one
+# called once and validated the same way, so their documented success answers are checked too.
+EXPLICIT_CASES: list[tuple[str, str, dict[str, Any]]] = [
+    (
+        "/api/orgs/{org}/oidc/issuers",
+        "POST",
+        {"url": "https://fuzz-issuer.example/oidc", "name": "fuzz", "jwks": "VALID_JWKS"},
+    ),
+    ("/api/orgs/{org}/tokens", "POST", {"name": "fuzz", "admin": False}),
+    ("/api/orgs/{org}/tokens/revoke", "POST", {"since": "2000-01-01T00:00:00Z", "dryRun": True}),
+    ("/api/orgs/{org}/auth/policies/{policy_id}", "PATCH", {"policies": []}),
+    ("/api/orgs/{org}/auth/policies/{policy_id}/versions/{version}/rollback", "POST", {}),
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("path", "method", "body"), EXPLICIT_CASES, ids=lambda v: str(v)[:40])
+def test_successful_writes_conform_to_the_schema(
+    fuzz_world: World, path: str, method: str, body: dict[str, Any]
+) -> None:
+    operation = schema[path][method]
+    parameters = {
+        name: fuzz_world.values[name]
+        for name in ("org", "policy_id", "version")
+        if "{" + name + "}" in path
+    }
+    if body.get("jwks") == "VALID_JWKS":
+        body = {**body, "jwks": _valid_jwks()}
+    case = operation.Case(path_parameters=parameters, body=body, media_type="application/json")
+    token = fuzz_world.b.tokens["admin"]
+    response = case.call_and_validate(headers={"Authorization": f"token {token}"}, checks=CHECKS)
+    assert 200 <= response.status_code < 300, response.text
+
+
+# Inputs the fuzzing found answered with a 500 (or a Python error message), now refused cleanly.
+# `²` is a digit to str.isdigit() but not to int().
+REFUSED_INPUTS: list[tuple[str, str, str, int]] = [
+    ("admin", "GET", "/api/esc/environments/{org}/vproj/venv/versions/%C2%B2", 404),
+    ("admin", "GET", "/api/esc/environments/{org}/vproj/venv/versions/%C2%B2/decrypt", 404),
+    ("admin", "GET", "/api/esc/environments/{org}/vproj/venv/tags?count=0", 400),
+    ("admin", "GET", "/api/esc/environments/{org}/vproj/venv/versions/tags?count=0", 400),
+    ("admin", "GET", "/api/esc/environments/{org}/vproj/venv/versions?count=%C2%B2", 400),
+    ("admin", "GET", "/api/esc/environments/{org}/vproj/venv/versions?before=99999999999", 400),
+    ("admin", "GET", "/api/orgs/{org}/tokens?limit=%C2%B2", 400),
+    ("admin", "GET", "/api/orgs/{org}/oidc/exchanges?limit=%C2%B2", 400),
+    ("personal", "DELETE", "/api/user/tokens/%C2%B2", 404),
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("role", "method", "path", "status"), REFUSED_INPUTS)
+def test_malformed_numbers_are_refused_cleanly(
+    fuzz_world: World, role: str, method: str, path: str, status: int
+) -> None:
+    client = Client()
+    client.defaults["HTTP_AUTHORIZATION"] = f"token {fuzz_world.b.tokens[role]}"
+    response = client.generic(method, path.format(org=fuzz_world.values["org"]))
+    assert response.status_code == status, response.content
+    assert response.json()["code"] == status
+    assert "invalid literal" not in response.json()["message"]
+
+
+@pytest.mark.django_db
+def test_revision_page_ignores_a_malformed_revision_number(fuzz_world: World) -> None:
+    client = Client()
+    client.force_login(fuzz_world.b.admin)
+    org = fuzz_world.values["org"]
+    response = client.get(f"/orgs/{org}/environments/vproj/venv/revisions/?to=%C2%B2&from=%C2%B2")
+    assert response.status_code == 200
