@@ -176,7 +176,9 @@ def _preview(organization: Organization, source: IssuerSourceForm) -> PreviewPag
             url=url, thumbprints=data["thumbprints"], outbound=services.default_outbound()
         ).discovered
         issuer_value, jwks_uri = found.issuer, found.jwks_uri
-        keys, certificates = found.keys.keys, found.certificates
+        keys = found.keys.keys
+        # The discovery and JWKS hosts are usually one host: show its certificate once.
+        certificates = tuple({cert.sha256: cert for cert in found.certificates}.values())
         thumbprints = data["thumbprints"] or found.thumbprints
     return PreviewPage(
         url=url,

@@ -189,7 +189,8 @@ def test_detail_page_shows_request_claims_trace_token_and_links(
 
     page = client.get(reverse("tokens:event", args=["acme", allowed_event.pk])).content.decode()
     assert allowed_event.request_id in page and "octocat" in page and "acme/infra" in page
-    assert f"/orgs/acme/policies/{trusted.pk}/versions/#v{allowed_event.policy_version}" in page
+    versions = f"/orgs/acme/policies/{trusted.pk}/versions/"
+    assert f"{versions}#version-{allowed_event.policy_version}" in page
     assert reverse("tokens:token", args=["acme", minted.pk]) in page
     assert minted.prefix in page and f"/orgs/acme/issuers/{trusted.pk}/" in page
     assert "repo:acme/infra:ref:refs/heads/main" in page  # the matched sub pattern

@@ -73,3 +73,22 @@ def test_pages_carry_a_strict_csp_and_security_headers() -> None:
 def test_admin_static_files_are_served() -> None:
     response = Client().get("/static/admin/css/base.css")
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("role", "admitted"), [(Role.ADMIN, True), (Role.AUDITOR, True), (Role.MEMBER, False)]
+)
+def test_the_admin_sign_in_admits_org_admins_and_auditors_only(role: str, admitted: bool) -> None:
+    # Org admins and auditors are not staff: the admin's own form would refuse them all.
+    user = UserFactory(username=f"person-{role}")
+    MembershipFactory(user=user, organization=OrganizationFactory(login="acme"), role=role)
+    client = Client(REMOTE_ADDR="192.0.2.7")  # its own address for the sign-in throttle
+    response = client.post(
+        "/admin/login/?next=/admin/", {"username": user.username, "password": PASSWORD}
+    )
+    assert ("_auth_user_id" in client.session) is admitted
+    if admitted:
+        assert response.status_code == 302 and response["Location"] == "/admin/"
+        assert "Your organizations" in client.get("/admin/").content.decode()
+    else:
+        assert "of an organization admin or auditor" in response.content.decode()

@@ -1,0 +1,71 @@
+"""The organization dashboard in a real browser: the chart is drawn, the tables are filled."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import Page, expect
+
+from tests.browser.conftest import screenshot
+from tests.factories import make_event
+from trustportal.models import Organization, User
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_dashboard_draws_allowed_and_denied_per_day(
+    signed_in: Callable[[User], Page], org: Organization, org_admin: User
+) -> None:
+    now = timezone.now()
+    for _ in range(3):
+        make_event(org, created=now, decision="allow", reason="allowed", sub="repo:acme/top:main")
+    make_event(org, created=now - timedelta(days=1), reason="bad_signature", sub="repo:acme/x:y")
+    make_event(org, created=now - timedelta(days=2), reason="bad_signature", sub="repo:acme/x:y")
+    page = signed_in(org_admin)
+    page.goto("/orgs/acme/")
+    expect(page.locator("h1")).to_have_text("ACME Corp")
+
+    chart = page.locator("svg.chart")
+    expect(chart).to_be_visible()
+    expect(chart.locator("title#chart-title")).to_have_text(
+        "Allowed and denied exchanges per day (3 allowed, 2 denied)"
+    )
+    allowed = chart.locator("rect.bar-allow")
+    denied = chart.locator("rect.bar-deny")
+    expect(allowed).to_have_count(30)
+    expect(denied).to_have_count(30)
+    drawn = [
+        (kind, rect.get_attribute("height"), rect.locator("title").text_content())
+        for kind, bars in (("allow", allowed), ("deny", denied))
+        for rect in bars.all()
+        if float(rect.get_attribute("height") or 0) > 0
+    ]
+    assert [(kind, title) for kind, _height, title in drawn] == [
+        ("allow", f"{now:%Y-%m-%d}: 3 allowed"),
+        ("deny", f"{now - timedelta(days=2):%Y-%m-%d}: 1 denied"),
+        ("deny", f"{now - timedelta(days=1):%Y-%m-%d}: 1 denied"),
+    ]
+    # Drawn at a readable size, the two series coloured apart by the style sheet (no style=).
+    box = chart.bounding_box()
+    assert box is not None and box["width"] > 300 and box["height"] > 100
+    allow_fill = allowed.first.evaluate("bar => getComputedStyle(bar).fill")
+    deny_fill = denied.first.evaluate("bar => getComputedStyle(bar).fill")
+    assert allow_fill != deny_fill and "rgb" in allow_fill
+    expect(page.locator(".legend")).to_contain_text("Allowed: 3")
+    expect(page.locator(".legend")).to_contain_text("Denied: 2")
+
+    subjects = page.locator("section.card", has=page.locator("h2", has_text="Top subjects"))
+    expect(subjects.locator("tbody tr td")).to_have_text(
+        ["repo:acme/top:main", "3", "repo:acme/x:y", "2"]
+    )
+    reasons = page.locator("section.card", has=page.locator("h2", has_text="Top deny reasons"))
+    expect(reasons.locator("tbody tr td")).to_have_text(["bad_signature", "2"])
+    health = page.locator("section.card", has=page.locator("h2", has_text="Issuers and key health"))
+    expect(health).to_contain_text("No issuer is registered yet.")
+    expect(health.get_by_role("link", name="Register one")).to_have_attribute(
+        "href", "/orgs/acme/issuers/register/"
+    )
+    screenshot(page, "dashboard")
