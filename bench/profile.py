@@ -23,10 +23,12 @@ from typing import Any
 from bench.run import ROOT, exchange_body, recreate_database, server_env
 
 
-def _environ(body: bytes) -> dict[str, Any]:
+def _environ(body: bytes, *, path: str = "/api/oauth/token", auth: str = "") -> dict[str, Any]:
+    extra = {"HTTP_AUTHORIZATION": f"token {auth}"} if auth else {}
     return {
-        "REQUEST_METHOD": "POST",
-        "PATH_INFO": "/api/oauth/token",
+        **extra,
+        "REQUEST_METHOD": "POST" if body else "GET",
+        "PATH_INFO": path,
         "SERVER_NAME": "127.0.0.1",
         "SERVER_PORT": "8000",
         "HTTP_HOST": "127.0.0.1",
@@ -66,10 +68,35 @@ def _floor(public_pem: str, database_url: str, body: bytes) -> Callable[[], None
     return once
 
 
+def _print_by_package(stats: Any, requests: int) -> None:
+    """Own time (cProfile's tottime) per package, in ms per request: where the CPU goes."""
+    totals: dict[str, float] = {}
+    for (filename, _, _), (_, _, tottime, _, _) in stats.stats.items():
+        if "site-packages/" in filename:
+            package = filename.split("site-packages/", 1)[1].split("/", 1)[0]
+        elif filename.startswith(str(ROOT)):
+            package = "project: " + filename[len(str(ROOT)) + 1 :].split("/", 1)[0]
+        elif filename.startswith("~") or filename.startswith("<"):
+            package = "builtins"
+        else:
+            package = "stdlib"
+        totals[package] = totals.get(package, 0.0) + tottime
+    for package, seconds in sorted(totals.items(), key=lambda item: -item[1])[:15]:
+        print(f"{package:30} {seconds / requests * 1000:7.3f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--html", default="")
+    parser.add_argument(
+        "--user", action="store_true", help="profile GET /api/user with a token instead"
+    )
+    parser.add_argument(
+        "--no-health-checks",
+        action="store_true",
+        help="turn CONN_HEALTH_CHECKS off (a SELECT 1 before each request's first query)",
+    )
     args = parser.parse_args()
 
     import subprocess
@@ -91,16 +118,22 @@ def main() -> None:
 
     from bench import setup as bench_setup
 
+    if args.no_health_checks:
+        connection.settings_dict["CONN_HEALTH_CHECKS"] = False
     world = bench_setup.build(scale=False)
     app = WSGIHandler()
     body = exchange_body(world.token).encode()
     statuses: list[str] = []
+    request_body, path = (b"", "/api/user") if args.user else (body, "/api/oauth/token")
 
     def start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
         statuses.append(status)
 
     def once() -> None:
-        response = app(_environ(body), start_response)
+        response = app(
+            _environ(request_body, path=path, auth=world.api_token if args.user else ""),
+            start_response,
+        )
         b"".join(response)
         response.close()
 
@@ -108,7 +141,7 @@ def main() -> None:
         once()
     with CaptureQueriesContext(connection) as queries:
         once()
-    print(f"SQL statements in one warm exchange: {len(queries.captured_queries)}")
+    print(f"SQL statements in one warm request to {path}: {len(queries.captured_queries)}")
     for query in queries.captured_queries:
         print("  ", query["sql"][:160])
 
@@ -121,7 +154,7 @@ def main() -> None:
         floor_ms.append(_per_request_ms(floor_once, block))
     ratios = sorted(f / p for p, f in zip(project_ms, floor_ms, strict=True))
     print(
-        f"per exchange, median of 10 blocks of {block}: project "
+        f"per request, median of 10 blocks of {block}: project "
         f"{statistics.median(project_ms):.3f} ms, floor {statistics.median(floor_ms):.3f} ms; "
         f"floor/project ratio median {statistics.median(ratios):.2f} "
         f"(range {ratios[0]:.2f}-{ratios[-1]:.2f})"
@@ -137,6 +170,9 @@ def main() -> None:
             once()
         cprofile.disable()
         stats = pstats.Stats(cprofile)
+        if os.environ.get("PROFILE_BY_PACKAGE") == "1":
+            _print_by_package(stats, args.requests)
+            return
         stats.sort_stats("cumulative").print_stats(70)
         stats.sort_stats("tottime").print_stats(40)
         return

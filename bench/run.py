@@ -25,7 +25,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,54 @@ class Result:
     p99_ms: float
     errors: int
     requests: int
+    web_cpu_ms: float = 0.0  # CPU time of the server's processes per request
+    db_cpu_ms: float = 0.0  # CPU time of every PostgreSQL process per request
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+_servers: dict[str, int] = {}  # base URL -> gunicorn master pid
+
+
+def _cpu_ticks(pid: int) -> int:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with suppress(OSError):
+            found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def _postgres_pids() -> list[int]:
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if stat.read_text().strip() == "postgres":
+                pids.append(int(stat.parent.name))
+        except OSError:
+            pass
+    return pids
+
+
+def cpu_snapshot(base_url: str) -> tuple[dict[int, int], dict[int, int]]:
+    """CPU ticks so far of the server's processes and of PostgreSQL's, by pid."""
+    master = _servers.get(base_url)
+    web = [master, *_children(master)] if master else []
+    return (
+        {pid: _cpu_ticks(pid) for pid in web},
+        {pid: _cpu_ticks(pid) for pid in _postgres_pids()},
+    )
+
+
+def _spent_ms(before: dict[int, int], after: dict[int, int]) -> float:
+    ticks = sum(max(after[pid] - before.get(pid, 0), 0) for pid in after)
+    return ticks * 1000 / _TICKS
 
 
 def free_port() -> int:
@@ -120,6 +168,7 @@ def gunicorn(app: str, port: int, env: dict[str, str]) -> Iterator[str]:
     )
     try:
         wait_http(f"http://127.0.0.1:{port}/api/user")
+        _servers[f"http://127.0.0.1:{port}"] = process.pid
         yield f"http://127.0.0.1:{port}"
     finally:
         process.send_signal(signal.SIGTERM)
@@ -160,6 +209,8 @@ def run_wrk(
             "BENCH_METHOD": method,
             "BENCH_AUTH": auth,
         }
+        base_url = url.split("/", 3)
+        web_before, db_before = cpu_snapshot("/".join(base_url[:3]))
         out = subprocess.run(  # noqa: S603
             [
                 WRK,
@@ -179,12 +230,14 @@ def run_wrk(
             text=True,
             check=True,
         ).stdout
-    if "50%" not in out:
+        web_after, db_after = cpu_snapshot("/".join(base_url[:3]))
+    if "Latency Distribution" not in out:
         raise RuntimeError(f"wrk printed no latency distribution:\n{out}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    p50 = parse_duration(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    p99 = parse_duration(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    # The distribution's own lines ("     50%    1.23ms"), not "87.50%" in the thread stats.
+    p50 = parse_duration(re.search(r"^\s*50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    p99 = parse_duration(re.search(r"^\s*99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     socket_errors = re.search(
         r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
@@ -192,7 +245,16 @@ def run_wrk(
     errors = int(non2xx.group(1)) if non2xx else 0
     if socket_errors:
         errors += sum(int(g) for g in socket_errors.groups())
-    return Result(name, rps, p50, p99, errors, requests)
+    return Result(
+        name,
+        rps,
+        p50,
+        p99,
+        errors,
+        requests,
+        _spent_ms(web_before, web_after) / max(requests, 1),
+        _spent_ms(db_before, db_after) / max(requests, 1),
+    )
 
 
 def median_result(results: list[Result]) -> Result:
@@ -203,6 +265,8 @@ def median_result(results: list[Result]) -> Result:
         statistics.median(r.p99_ms for r in results),
         sum(r.errors for r in results),
         sum(r.requests for r in results),
+        statistics.median(r.web_cpu_ms for r in results),
+        statistics.median(r.db_cpu_ms for r in results),
     )
 
 
@@ -395,7 +459,8 @@ def report(table: list[tuple[str, Result, Result]], extra: dict[str, Any]) -> No
     lines = [
         "",
         f"{'measure':44} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}   "
-        f"{'floor req/s':>11} {'floor p99':>9}   ratio   p99 ratio",
+        f"{'floor req/s':>11} {'floor p99':>9}   ratio   p99 ratio   "
+        "CPU ms/request web+db (floor)",
     ]
     for name, project, floor in table:
         ratio = project.rps / floor.rps if floor.rps else 0.0
@@ -403,7 +468,9 @@ def report(table: list[tuple[str, Result, Result]], extra: dict[str, Any]) -> No
         lines.append(
             f"{name:44} {project.rps:9.1f} {project.p50_ms:8.2f} {project.p99_ms:8.2f} "
             f"{project.errors:7d}   {floor.rps:11.1f} {floor.p99_ms:9.2f}   "
-            f"{ratio:5.2f}   {p99_ratio:5.2f}"
+            f"{ratio:5.2f}   {p99_ratio:5.2f}       "
+            f"{project.web_cpu_ms:.2f}+{project.db_cpu_ms:.2f} "
+            f"({floor.web_cpu_ms:.2f}+{floor.db_cpu_ms:.2f})"
         )
     by_name = {name: project for name, project, _ in table}
     small, big = (

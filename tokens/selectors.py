@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from time import monotonic
 from typing import Any, Generic, TypeVar
 
 from django.db.models import Count, Max, Model, Q, QuerySet
@@ -21,20 +23,51 @@ from trustportal.models import Organization, User
 M = TypeVar("M", bound=Model)
 
 
-def token_for_request(presented: str, *, now: datetime) -> AccessToken:
+# Per process: token hash -> (when it was read, monotonic seconds; the row). SPEC §7 allows a
+# short-lived cache that honours revocation within 5 s: an API call with a token this process
+# read less than 5 s ago costs no query. Revocations through `tokens.services` also forget the
+# process's own entries at once; other processes see them within the 5 s.
+AUTH_CACHE_SECONDS = 5.0
+AUTH_CACHE_MAX = 10_000
+_recent_tokens: dict[str, tuple[float, AccessToken]] = {}
+
+
+def forget_cached_tokens() -> None:
+    """Drop this process's cached tokens (after a revocation, or between tests)."""
+    _recent_tokens.clear()
+
+
+def _token_by_hash(digest: str, clock: Callable[[], float]) -> AccessToken | None:
+    now = clock()
+    cached = _recent_tokens.get(digest)
+    if cached is not None and now - cached[0] < AUTH_CACHE_SECONDS:
+        return cached[1]
+    token = (
+        AccessToken.objects.select_related("organization", "team", "user", "runner")
+        .filter(token_hash=digest)
+        .first()
+    )
+    if token is not None:  # unknown hashes are never cached: random guesses cannot fill it
+        if len(_recent_tokens) >= AUTH_CACHE_MAX:
+            _recent_tokens.clear()
+        _recent_tokens[digest] = (now, token)
+    return token
+
+
+def token_for_request(
+    presented: str, *, now: datetime, clock: Callable[[], float] = monotonic
+) -> AccessToken:
     """The active token whose plaintext is `presented`, or InvalidAccessToken with a reason.
 
     Checks the format and checksum before touching the database, then one indexed lookup by
-    SHA-256. Does not compare secrets itself: equality of the hash is the check.
+    SHA-256 (or this process's 5-second cache of it). Does not compare secrets itself:
+    equality of the hash is the check. Revocation, expiry and the user's state are checked on
+    every call, against the row as read.
     """
     parsed = parse_token(presented)
     if parsed is None:
         raise InvalidAccessToken("malformed")
-    token = (
-        AccessToken.objects.select_related("organization", "team", "user", "runner")
-        .filter(token_hash=hash_token(parsed.value))
-        .first()
-    )
+    token = _token_by_hash(hash_token(parsed.value), clock)
     if token is None:
         raise InvalidAccessToken("unknown")
     if token.revoked_at is not None:

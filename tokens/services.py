@@ -17,7 +17,7 @@ from tokens.errors import TokenInvalid
 from tokens.filters import TokenFilters
 from tokens.format import display_prefix, generate_token, hash_token
 from tokens.models import AccessToken, ExchangeEvent, Permission, TokenType, UsedJti
-from tokens.selectors import tokens_revocable
+from tokens.selectors import forget_cached_tokens, tokens_revocable
 from tokens.usage import UsageBuffer, default_buffer
 from trustportal.models import Organization, Runner, Team, User
 
@@ -178,6 +178,7 @@ def token_revoke(
         updated = AccessToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
             revoked_at=now or timezone.now(), revoked_by=by, revoked_reason=reason[:500]
         )
+    forget_cached_tokens()
     token.refresh_from_db(fields=["revoked_at", "revoked_by", "revoked_reason"])
     return bool(updated)
 
@@ -205,6 +206,7 @@ def tokens_revoke_matching(
         revoked = tokens_revocable(
             organization=organization, filters=filters, now=now, upto=upto
         ).update(revoked_at=now, revoked_by=by, revoked_reason=reason[:500])
+    forget_cached_tokens()
     logger.info(
         "revoked %d tokens of %s by filter %s", revoked, organization.login, filters.as_params()
     )

@@ -42,18 +42,37 @@ class UsageBuffer(Protocol):
 
 
 class RedisUsageBuffer:
-    """Uses in a Redis sorted set (member: token id, score: Unix time of the latest use)."""
+    """Uses in a Redis sorted set (member: token id, score: Unix time of the latest use).
+
+    A process sends a token's use to Redis at most once per `NOTE_EVERY`: `last_used` is kept
+    to the minute, so the uses in between would change nothing but cost a round trip each.
+    """
+
+    NOTE_EVERY = timedelta(minutes=1)
+    MAX_NOTED = 100_000
 
     def __init__(self, client: redis.Redis, key: str = REDIS_KEY) -> None:
         self.client = client
         self.key = key
+        self._noted: dict[int, datetime] = {}
 
     def record(self, token_id: int, used_at: datetime) -> bool:
+        noted = self._noted.get(token_id)
+        if noted is not None and timedelta(0) <= used_at - noted < self.NOTE_EVERY:
+            return False
         try:
             self.client.zadd(self.key, {str(token_id): used_at.timestamp()}, gt=True)
         except redis.RedisError as exc:
             logger.warning("token usage not recorded (%s)", type(exc).__name__)
+            return False
+        if len(self._noted) >= self.MAX_NOTED:
+            self._noted.clear()
+        self._noted[token_id] = used_at
         return False
+
+    def forget(self) -> None:
+        """Forget which uses this process sent (tests reuse token ids)."""
+        self._noted.clear()
 
     def drain(self) -> dict[int, datetime]:
         # MULTI/EXEC: read and delete as one step, so a concurrent flush or a use in between

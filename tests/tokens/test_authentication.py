@@ -17,8 +17,11 @@ from tests.factories import (
     UserFactory,
     make_token,
 )
+from tokens import selectors
+from tokens.errors import InvalidAccessToken
 from tokens.format import generate_token, hash_token
 from tokens.models import AccessToken
+from tokens.selectors import token_for_request
 from tokens.services import token_create, token_revoke
 from tokens.tasks import flush_token_usage
 
@@ -78,6 +81,40 @@ def test_revoked_token_is_401_on_its_next_call(api_client, org) -> None:
     row.refresh_from_db()
     assert row.revoked_reason == "leaked"
     assert_401(api_client.get("/api/user"))
+
+
+def test_a_revocation_elsewhere_is_honoured_within_five_seconds(org) -> None:
+    """Another process revokes (a plain UPDATE here): this process's cache holds the row for at
+    most AUTH_CACHE_SECONDS, and expiry is checked on every call whatever the cache holds."""
+    row, token = token_create(token_type="organization", organization=org)
+    clock = [1000.0]
+    now = timezone.now()
+    assert token_for_request(token, now=now, clock=lambda: clock[0]).pk == row.pk
+    AccessToken.objects.filter(pk=row.pk).update(revoked_at=now)
+    clock[0] += 4.9
+    assert token_for_request(token, now=now, clock=lambda: clock[0]).pk == row.pk  # cached
+    clock[0] += 0.2
+    with pytest.raises(InvalidAccessToken) as refused:
+        token_for_request(token, now=now, clock=lambda: clock[0])
+    assert refused.value.reason == "revoked"
+
+
+def test_a_cached_token_still_expires_on_time(org) -> None:
+    now = timezone.now()
+    row, token = token_create(
+        token_type="organization", organization=org, expires=now + timedelta(seconds=2)
+    )
+    assert token_for_request(token, now=now, clock=lambda: 0.0).pk == row.pk
+    with pytest.raises(InvalidAccessToken) as refused:
+        token_for_request(token, now=now + timedelta(seconds=3), clock=lambda: 0.1)
+    assert refused.value.reason == "expired"
+
+
+def test_unknown_tokens_are_never_cached(org) -> None:
+    for _ in range(3):
+        with pytest.raises(InvalidAccessToken):
+            token_for_request(generate_token("organization"), now=timezone.now())
+    assert selectors._recent_tokens == {}
 
 
 def test_inactive_user_personal_token_is_401(api_client) -> None:

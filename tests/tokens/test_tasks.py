@@ -190,6 +190,25 @@ def test_the_redis_buffer_keeps_the_latest_use_and_drains_once() -> None:
     assert buffer.drain() == {}
 
 
+def test_the_redis_buffer_sends_a_tokens_use_at_most_once_a_minute_per_process() -> None:
+    sent: list[dict[str, float]] = []
+
+    class CountingRedis(FakeRedis):
+        def zadd(self, key: str, mapping: dict[str, float], gt: bool = False) -> int:
+            sent.append(mapping)
+            return super().zadd(key, mapping, gt=gt)
+
+    buffer = RedisUsageBuffer(CountingRedis())
+    start = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    for second in range(0, 60, 5):
+        buffer.record(7, start + timedelta(seconds=second))
+    assert len(sent) == 1  # the other eleven uses would not change last_used (kept to the minute)
+    buffer.record(7, start + timedelta(seconds=61))
+    buffer.record(8, start + timedelta(seconds=61))
+    assert len(sent) == 3
+    assert buffer.drain() == {7: start + timedelta(seconds=61), 8: start + timedelta(seconds=61)}
+
+
 def test_the_default_buffer_follows_redis_url(settings) -> None:
     settings.REDIS_URL = None
     assert isinstance(default_buffer(), LocalUsageBuffer)
