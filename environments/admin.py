@@ -27,7 +27,7 @@ from environments.models import (
     Revision,
     SigningKey,
 )
-from trustportal.admin import OrgScopedAdmin, admin_org_ids, readable_org_ids
+from trustportal.admin import OrgScopedAdmin, ReadOnlyAdmin, admin_org_ids, readable_org_ids
 from trustportal.models import Runner, Team
 
 
@@ -182,7 +182,7 @@ def _owner_ids(data: dict[str, Any]) -> tuple[int | None, int | None]:
 
 
 @admin.register(AccessEvent)
-class AccessEventAdmin(OrgScopedAdmin):
+class AccessEventAdmin(ReadOnlyAdmin, OrgScopedAdmin):
     """The open record: read-only for org admins and auditors."""
 
     list_display = ("created", "kind", "project", "name", "revision", "login", "token_label")
@@ -209,18 +209,9 @@ class AccessEventAdmin(OrgScopedAdmin):
     )
     fields = readonly_fields
 
-    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
-
 
 @admin.register(CredentialIssuance)
-class CredentialIssuanceAdmin(OrgScopedAdmin):
+class CredentialIssuanceAdmin(ReadOnlyAdmin, OrgScopedAdmin):
     """Every fn::open provider call, issued or failed: read-only for org admins and auditors."""
 
     list_display = (
@@ -261,18 +252,9 @@ class CredentialIssuanceAdmin(OrgScopedAdmin):
     )
     fields = readonly_fields
 
-    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
-
 
 @admin.register(SigningKey)
-class SigningKeyAdmin(admin.ModelAdmin[SigningKey]):
+class SigningKeyAdmin(ReadOnlyAdmin, admin.ModelAdmin[SigningKey]):
     """The portal's OIDC signing keys, for superusers, read-only; the sealed key is not shown."""
 
     list_display = ("kid", "state", "created", "activated", "deactivated", "retired")
@@ -293,12 +275,3 @@ class SigningKeyAdmin(admin.ModelAdmin[SigningKey]):
 
     def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return bool(request.user.is_superuser)
-
-    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False

@@ -20,7 +20,7 @@ from django.utils.html import format_html
 
 from tokens import services
 from tokens.models import AccessToken, ExchangeEvent
-from trustportal.admin import OrgScopedAdmin, admin_org_ids
+from trustportal.admin import OrgScopedAdmin, ReadOnlyAdmin, admin_org_ids
 
 
 class CappedPaginator(Paginator):
@@ -35,7 +35,7 @@ class CappedPaginator(Paginator):
 
 
 @admin.register(ExchangeEvent)
-class ExchangeEventAdmin(OrgScopedAdmin):
+class ExchangeEventAdmin(ReadOnlyAdmin, OrgScopedAdmin):
     list_display = ("created", "organization_login", "decision", "reason", "sub", "issuer_id")
     list_filter = ("decision",)
     search_fields = ("request_id", "sub", "reason")
@@ -58,15 +58,6 @@ class ExchangeEventAdmin(OrgScopedAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Model | None = None) -> Any:
         return self.get_fields(request, obj)
-
-    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
 
 
 @admin.register(AccessToken)

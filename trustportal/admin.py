@@ -39,6 +39,19 @@ def readable_org_ids(request: HttpRequest) -> set[int]:
     return cached
 
 
+class ReadOnlyAdmin:
+    """Mixin (listed before the ModelAdmin): records nobody adds, changes or deletes here."""
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+
 class OrgScopedAdmin(admin.ModelAdmin[Any]):
     """A ModelAdmin that shows and changes only objects of the user's organizations.
 
