@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import schemathesis
+from django.core import signals
+from django.db import close_old_connections
 from django.test import Client
 from hypothesis import HealthCheck, Phase, settings
 from schemathesis.checks import not_a_server_error
@@ -49,6 +52,21 @@ def _no_dns(host: str, port: int) -> list[str]:
     The outbound guard stays the real one; only name resolution is kept off the network.
     """
     raise socket.gaierror(socket.EAI_NONAME, f"not resolved in tests: {host}")
+
+
+@pytest.fixture(autouse=True)
+def _keep_the_test_transactions_connection() -> Iterator[None]:
+    """Call the WSGI application the way Django's test client does.
+
+    schemathesis calls the real handler, whose request signals close "old" connections: the
+    test's connection (in a transaction, so not in autocommit) would count as one and be closed,
+    on PostgreSQL, under the test. Django's own test client disconnects the same receivers.
+    """
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
 
 
 @pytest.fixture
