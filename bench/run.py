@@ -141,6 +141,7 @@ def server_env(database_url: str) -> dict[str, str]:
         TRUSTPORTAL_SSL_REDIRECT="false",
         TRUSTPORTAL_ALLOW_HTTP_ISSUERS="true",
         TRUSTPORTAL_ISSUER_ALLOWED_NETWORKS="127.0.0.0/8",
+        TRUSTPORTAL_OIDC_ISSUER_URL="https://portal.bench.example/oidc",
         TRUSTPORTAL_RATE_LIMIT_PER_IP="0",
         TRUSTPORTAL_RATE_LIMIT_PER_SUBJECT="0",
         TRUSTPORTAL_LOG_LEVEL="WARNING",
