@@ -142,15 +142,20 @@ def numbered(text: str, diagnostics: tuple[Diagnostic, ...] = ()) -> list[Line]:
     ]
 
 
-def flatten(value: Value | None, at: tuple[str | int, ...] = ()) -> list[tuple[str, Any, bool]]:
-    """(path, value, secret) rows of an evaluated environment, secrets masked."""
+def flatten(value: Value | None, at: tuple[str | int, ...] = ()) -> list[tuple[str, Any, str]]:
+    """(path, value, kind) rows of an evaluated environment, secrets masked.
+
+    `kind` is "secret" (masked), "unknown" (an `fn::open` result, computed only when the
+    environment is opened) or "" (a plain value).
+    """
     if value is None:
         return []
     if isinstance(value.value, dict):
         return [row for key, child in value.value.items() for row in flatten(child, (*at, key))]
     if isinstance(value.value, list):
         return [row for i, item in enumerate(value.value) for row in flatten(item, (*at, i))]
-    return [(evaluation.format_path(at), value.plain(reveal=False), value.secret)]
+    kind = "unknown" if value.unknown else "secret" if value.secret else ""
+    return [(evaluation.format_path(at), value.plain(reveal=False), kind)]
 
 
 def diff_lines(before: str, after: str, *, before_name: str, after_name: str) -> list[DiffLine]:

@@ -336,8 +336,9 @@ def test_the_environment_page_previews_an_open_without_calling_it(
     assert page.status_code == 200
     html = page.content.decode()
     assert (
-        '<td class="mono">registry.login</td><td class="mono"><span class="badge secret">'
+        '<td class="mono">registry.login</td><td class="mono"><span class="badge">unknown</span>'
     ) in html
+    assert "computed when the environment is opened" in html
     assert not CredentialIssuance.objects.exists()
 
 
