@@ -40,6 +40,7 @@ from trustportal.errors import BadRequest, Forbidden, NotFound
 from trustportal.models import Organization
 from trustportal.negotiation import JsonWhateverAccept
 from trustportal.selectors import organizations_for_user
+from trustportal.wire import iso_time, json_object
 
 PAGE_SIZE = 100
 MAX_REVISIONS_PAGE = 500
@@ -63,7 +64,7 @@ class EscApi(APIView):
 
 # --- shapes -------------------------------------------------------------------------------------
 def _time(value: datetime | None) -> str:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else ""
+    return iso_time(value) or ""
 
 
 def environment_json(environment: Environment) -> dict[str, Any]:
@@ -170,11 +171,6 @@ def _version(environment: Environment, version: str | None) -> Revision:
         raise NotFound(f"Version '{version}' of this environment does not exist.")
     return revision
 
-
-def _object(request: Request) -> dict[str, Any]:
-    if not isinstance(request.data, dict):
-        raise BadRequest("The body must be a JSON object.")
-    return dict(request.data)
 
 
 def _definition_text(request: Request) -> str:
@@ -308,7 +304,7 @@ class OrgEnvironmentsApi(EscApi):
         organization, actor = _caller(request, org)
         if not actor.can_create:
             raise Forbidden("Creating environments needs an organization admin.")
-        body = _object(request)
+        body = json_object(request)
         environment = services.environment_create(
             organization=organization,
             project=body.get("project", ""),
@@ -534,7 +530,7 @@ class RevisionTagListApi(EscApi):
     )
     def post(self, request: Request, org: str, project: str, env: str) -> Response:
         environment, actor = _environment(request, org, project, env, Level.WRITE)
-        body = _object(request)
+        body = json_object(request)
         services.revision_tag_create(
             environment=environment,
             name=body.get("name"),
@@ -571,7 +567,7 @@ class RevisionTagApi(EscApi):
     )
     def post(self, request: Request, org: str, project: str, env: str, tag: str) -> Response:
         environment, actor = _environment(request, org, project, env, Level.WRITE)
-        body = _object(request)
+        body = json_object(request)
         services.revision_tag_create(
             environment=environment, name=tag, revision=body.get("revision"), actor=actor
         )
@@ -585,7 +581,7 @@ class RevisionTagApi(EscApi):
         environment, actor = _environment(request, org, project, env, Level.WRITE)
         found = self._tag(environment, tag)
         services.revision_tag_update(
-            tag=found, revision=_object(request).get("revision"), actor=actor
+            tag=found, revision=json_object(request).get("revision"), actor=actor
         )
         return Response(status=204)
 
@@ -627,7 +623,7 @@ class EnvironmentTagListApi(EscApi):
     )
     def post(self, request: Request, org: str, project: str, env: str) -> Response:
         environment, actor = _environment(request, org, project, env, Level.WRITE)
-        body = _object(request)
+        body = json_object(request)
         tag = services.environment_tag_create(
             environment=environment, name=body.get("name"), value=body.get("value"), actor=actor
         )
@@ -657,7 +653,7 @@ class EnvironmentTagApi(EscApi):
     )
     def patch(self, request: Request, org: str, project: str, env: str, tag: str) -> Response:
         environment, actor = _environment(request, org, project, env, Level.WRITE)
-        body = _object(request)
+        body = json_object(request)
         current = body.get("currentTag") if isinstance(body.get("currentTag"), dict) else {}
         new = body.get("newTag") if isinstance(body.get("newTag"), dict) else {}
         assert isinstance(current, dict) and isinstance(new, dict)

@@ -14,11 +14,8 @@ from rest_framework.views import APIView
 from issuers import selectors, services
 from issuers.models import Issuer
 from trustportal.access import Need, organization_for
-from trustportal.errors import BadRequest, NotFound
-
-
-def _time(value: Any) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+from trustportal.errors import NotFound
+from trustportal.wire import iso_time, json_object
 
 
 def issuer_json(issuer: Issuer, *, detail: bool = False) -> dict[str, Any]:
@@ -31,19 +28,19 @@ def issuer_json(issuer: Issuer, *, detail: bool = False) -> dict[str, Any]:
         "thumbprints": list(issuer.thumbprints),
         "jwks": issuer.static_jwks,
         "maxExpiration": issuer.max_expiration,
-        "created": _time(issuer.created),
-        "modified": _time(issuer.modified),
-        "lastUsed": _time(issuer.last_used),
+        "created": iso_time(issuer.created),
+        "modified": iso_time(issuer.modified),
+        "lastUsed": iso_time(issuer.last_used),
         "audiences": list(issuer.audiences),
         "algorithms": list(issuer.algorithms),
         "singleUse": issuer.single_use,
         "enabled": issuer.enabled,
         "health": {
-            "lastFetch": _time(issuer.last_fetch_at),
-            "lastSuccess": _time(issuer.last_success_at),
+            "lastFetch": iso_time(issuer.last_fetch_at),
+            "lastSuccess": iso_time(issuer.last_success_at),
             "lastError": issuer.last_error or None,
-            "nextRefresh": _time(issuer.next_refresh_at),
-            "certificateExpires": _time(issuer.cert_not_after),
+            "nextRefresh": iso_time(issuer.next_refresh_at),
+            "certificateExpires": iso_time(issuer.cert_not_after),
             "warnings": [
                 {"code": w.code, "message": w.message}
                 for w in selectors.issuer_warnings(issuer, timezone.now())
@@ -57,19 +54,14 @@ def issuer_json(issuer: Issuer, *, detail: bool = False) -> dict[str, Any]:
                 "kty": k.kty,
                 "alg": k.alg or None,
                 "size": k.size,
-                "firstSeen": _time(k.first_seen),
-                "lastSeen": _time(k.last_seen),
-                "removed": _time(k.removed_at),
+                "firstSeen": iso_time(k.first_seen),
+                "lastSeen": iso_time(k.last_seen),
+                "removed": iso_time(k.removed_at),
             }
             for k in selectors.issuer_keys(issuer)
         ]
     return body
 
-
-def _body(request: Request) -> dict[str, Any]:
-    if not isinstance(request.data, dict):
-        raise BadRequest("The body must be a JSON object.")
-    return dict(request.data)
 
 
 def _issuer(request: Request, org: str, issuer_id: str, need: Need) -> Issuer:
@@ -130,7 +122,7 @@ class IssuerListApi(APIView):
     )
     def post(self, request: Request, org: str) -> Response:
         organization = organization_for(request, org, Need.ADMIN)
-        data = _body(request)
+        data = json_object(request)
         issuer = services.issuer_register(
             organization=organization,
             url=data.get("url"),
@@ -162,7 +154,7 @@ class IssuerDetailApi(APIView):
     def patch(self, request: Request, org: str, issuer_id: str) -> Response:
         issuer = _issuer(request, org, issuer_id, Need.ADMIN)
         issuer = services.issuer_update(
-            issuer=issuer, data=_body(request), outbound=services.default_outbound()
+            issuer=issuer, data=json_object(request), outbound=services.default_outbound()
         )
         return Response(issuer_json(issuer, detail=True))
 

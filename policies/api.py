@@ -17,10 +17,7 @@ from policies.models import AuthPolicy
 from policies.validation import LintWarning
 from trustportal.access import Need, organization_for, principal_of
 from trustportal.errors import BadRequest, NotFound
-
-
-def _time(value: Any) -> str:
-    return str(value.isoformat().replace("+00:00", "Z"))
+from trustportal.wire import iso_time, json_object
 
 
 def policy_json(policy: AuthPolicy, warnings: list[LintWarning] | None = None) -> dict[str, Any]:
@@ -29,8 +26,8 @@ def policy_json(policy: AuthPolicy, warnings: list[LintWarning] | None = None) -
     return {
         "id": str(policy.pk),
         "version": policy.version,
-        "created": _time(policy.created),
-        "modified": _time(policy.modified),
+        "created": iso_time(policy.created),
+        "modified": iso_time(policy.modified),
         "policies": policy.definitions,
         "issuerId": str(policy.issuer_id),
         "warnings": [{"path": w.path, "code": w.code, "message": w.message} for w in warnings],
@@ -44,11 +41,6 @@ def _policy(request: Request, org: str, policy_id: str, need: Need) -> AuthPolic
         raise NotFound(f"Policy '{policy_id}' not found.")
     return policy
 
-
-def _body(request: Request) -> dict[str, Any]:
-    if not isinstance(request.data, dict):
-        raise BadRequest("The body must be a JSON object.")
-    return dict(request.data)
 
 
 def _if_match(request: Request) -> int | None:
@@ -116,7 +108,7 @@ class PolicyApi(APIView):
     )
     def patch(self, request: Request, org: str, policy_id: str) -> Response:
         policy = _policy(request, org, policy_id, Need.ADMIN)
-        body = _body(request)
+        body = json_object(request)
         if "policies" not in body:
             raise BadRequest('The body needs "policies": the full ordered list of definitions.')
         policy, warnings = services.policy_update(
@@ -136,7 +128,7 @@ class SimulateApi(APIView):
     )
     def post(self, request: Request, org: str, policy_id: str) -> Response:
         policy = _policy(request, org, policy_id, Need.READ_CONFIGURATION)
-        body = _body(request)
+        body = json_object(request)
         result = simulation.simulate(
             policy=policy,
             claims=body.get("claims"),
@@ -158,7 +150,7 @@ class ReplayApi(APIView):
     )
     def post(self, request: Request, org: str, policy_id: str) -> Response:
         policy = _policy(request, org, policy_id, Need.READ_CONFIGURATION)
-        body = _body(request)
+        body = json_object(request)
         if "policies" not in body:
             raise BadRequest('The body needs "policies": the draft definitions to replay.')
         return Response(
@@ -181,7 +173,7 @@ class VersionListApi(APIView):
                 "versions": [
                     {
                         "version": v.version,
-                        "created": _time(v.created),
+                        "created": iso_time(v.created),
                         "createdBy": v.created_by.get_username() if v.created_by else "",
                         "createdByToken": v.created_by_token,
                         "note": v.note,

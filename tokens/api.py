@@ -43,6 +43,7 @@ from trustportal.access import Need, organization_for, principal_of
 from trustportal.errors import BadRequest, Forbidden, NotFound
 from trustportal.models import Organization, User
 from trustportal.selectors import organizations_for_user
+from trustportal.wire import iso_time, json_object
 
 T = TypeVar("T")
 
@@ -126,18 +127,9 @@ def _unix(value: datetime | None) -> int:
     return int(value.timestamp()) if value is not None else 0
 
 
-def _time(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
-
-
 def _params(request: Request) -> dict[str, str]:
     return request.query_params.dict()
 
-
-def _body(request: Request) -> dict[str, Any]:
-    if not isinstance(request.data, dict):
-        raise BadRequest("The body must be a JSON object.")
-    return dict(request.data)
 
 
 def _parsed(parse: Callable[[Mapping[str, Any]], T], params: Mapping[str, Any]) -> T:
@@ -165,7 +157,7 @@ def token_json(token: AccessToken, *, now: datetime) -> dict[str, Any]:
         "id": str(token.pk),
         "name": token.name,
         "description": token.description,
-        "created": _time(token.created),
+        "created": iso_time(token.created),
         "lastUsed": _unix(token.last_used),
         "expires": _unix(token.expires),
         "admin": token.token_type == TokenType.ORGANIZATION
@@ -180,7 +172,7 @@ def token_json(token: AccessToken, *, now: datetime) -> dict[str, Any]:
         "status": token_status(token, now),
         "revoked": (
             {
-                "at": _time(token.revoked_at),
+                "at": iso_time(token.revoked_at),
                 "by": token.revoked_by.get_username() if token.revoked_by is not None else None,
                 "reason": token.revoked_reason,
             }
@@ -378,7 +370,7 @@ class OrgTokenListApi(APIView):
         Ours: `type` organization (default) / team / runner with `team` or `runner`.
         """
         organization = organization_for(request, org, Need.ADMIN)
-        data = _body(request)
+        data = json_object(request)
         token, plaintext = services.token_create_for_organization(
             organization=organization,
             token_type=str(data.get("type") or TokenType.ORGANIZATION),
@@ -433,7 +425,7 @@ class OrgTokenRevokeApi(APIView):
     )
     def post(self, request: Request, org: str) -> Response:
         organization = organization_for(request, org, Need.ADMIN)
-        data = _body(request)
+        data = json_object(request)
         filters = _parsed(token_filters_from, data)
         upto = _parsed(lambda p: cursor_from(p, "upto"), data)
         if not filters.selects_tokens():
@@ -483,7 +475,7 @@ class UserTokenListApi(APIView):
     )
     def post(self, request: Request) -> Response:
         user = _calling_user(request)
-        data = _body(request)
+        data = json_object(request)
         token, plaintext = services.token_create_personal(
             user=user,
             description=str(data.get("description") or ""),

@@ -11,13 +11,13 @@ import csv
 import io
 import json
 from collections.abc import Iterable, Iterator
-from datetime import datetime
 from typing import Any
 
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 
 from tokens.models import ExchangeEvent
+from trustportal.wire import iso_time
 
 EXPORT_CHUNK = 2_000
 EXPORT_FORMATS = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
@@ -56,15 +56,11 @@ CSV_COLUMNS = (
 )
 
 
-def _time(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
-
-
 def event_json(event: ExchangeEvent, *, trace: bool = True) -> dict[str, Any]:
     """One event for the API and JSON lines, with its claims and (unless `trace` is False) trace."""
     body: dict[str, Any] = {
         "id": str(event.pk),
-        "created": _time(event.created),
+        "created": iso_time(event.created),
         "requestId": event.request_id,
         "decision": event.decision,
         "reason": event.reason,
@@ -85,7 +81,7 @@ def event_json(event: ExchangeEvent, *, trace: bool = True) -> dict[str, Any]:
         "policyVersion": event.policy_version,
         "tokenId": str(event.token_id) if event.token_id else None,
         "grantedScope": event.granted_scope if event.token_id else None,
-        "grantedExpires": _time(event.granted_expires),
+        "grantedExpires": iso_time(event.granted_expires),
         "clientIp": event.client_ip,
         "userAgent": event.user_agent,
         "subjectTokenSha256": event.subject_token_sha256,
