@@ -23,7 +23,6 @@ import hashlib
 import http.client
 import io
 import ipaddress
-import json
 import re
 import socket
 import ssl
@@ -36,6 +35,8 @@ from typing import TYPE_CHECKING, Any, NoReturn, cast
 from urllib.parse import urlsplit
 
 from cryptography import x509
+
+from tokens.strictjson import loads_object
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -758,47 +759,19 @@ def _read_body(response: http.client.HTTPResponse, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _reject_constant(name: str) -> NoReturn:
-    """Refuse NaN/Infinity, which are not JSON; the json module accepts them by default."""
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _finite_float(text: str) -> float:
-    """Refuse numbers that overflow to Infinity (`1e999`), which no JSON column can store."""
-    value = float(text)
-    if value in (float("inf"), float("-inf")):
-        raise ValueError(f"the number {text[:20]} is out of range")
-    return value
-
-
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """Build an object but refuse duplicate keys; parsers differ on which duplicate wins."""
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"duplicate object key {key!r}")
-        result[key] = value
-    return result
-
-
 def _parse_json(body: bytes) -> dict[str, Any]:
-    """Decode strict UTF-8 JSON whose top level is an object; no schema checks."""
+    """Decode strict UTF-8 JSON whose top level is an object; no schema checks.
+
+    The same rules as every other untrusted JSON (`tokens/strictjson.py`): no NaN/Infinity or
+    overflowing numbers, no duplicate keys, no NUL or lone surrogates (issuer documents are
+    stored in JSON columns), no BOM (json.loads refuses it).
+    """
     try:
-        text = body.decode("utf-8")
-        # Strict decoding: no NaN/Infinity, no duplicate keys, no BOM (json.loads refuses it).
-        data = json.loads(
-            text,
-            parse_constant=_reject_constant,
-            parse_float=_finite_float,
-            object_pairs_hook=_reject_duplicates,
-        )
+        return loads_object(body.decode("utf-8"))
     except UnicodeDecodeError:
         _refuse("not_json", "the response body is not valid UTF-8")
     except (ValueError, RecursionError) as exc:
-        _refuse("not_json", f"the response body is not valid JSON: {exc}")
-    if not isinstance(data, dict):
-        _refuse("not_json", f"the response JSON is a {type(data).__name__}, not an object")
-    return data
+        _refuse("not_json", f"the response body is not a valid JSON object: {exc}")
 
 
 def _redirect_message(status: int, location: str | None) -> str:

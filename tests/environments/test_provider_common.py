@@ -30,6 +30,7 @@ from environments.providers.common import (
 )
 from environments.providers.gcp import gcp_login
 from environments.providers.vault import vault_login
+from tokens.strictjson import check_text
 
 PROVIDERS: dict[str, Provider] = {
     "aws-login": aws_login,
@@ -265,11 +266,23 @@ def test_parse_xml_only_raises_value_error(body: bytes) -> None:
 @given(status=st.integers(100, 599), body=_VALUES.map(lambda v: json.dumps(v).encode()))
 def test_any_json_answer_is_data_or_a_provider_error(status: int, body: bytes) -> None:
     answer = Answer("S", status, {"content-type": "application/json"}, body)
-    if 200 <= status < 300 and body.startswith(b"{"):
+    storable = True
+    try:
+        check_text(json.loads(body))  # NUL and lone surrogates are refused (JSON columns)
+    except ValueError:
+        storable = False
+    if 200 <= status < 300 and body.startswith(b"{") and storable:
         assert isinstance(json_answer(answer), dict)
         return
     with pytest.raises(ProviderError, match=r"^S "):
         json_answer(answer)
+
+
+@pytest.mark.parametrize("text", ["a\x00b", "\ud800"])
+def test_an_answer_with_unstorable_text_is_refused(text: str) -> None:
+    body = json.dumps({"token": text}).encode()
+    with pytest.raises(ProviderError, match="not JSON"):
+        json_answer(Answer("S", 200, {"content-type": "application/json"}, body))
 
 
 class _Clock:
