@@ -7,6 +7,7 @@ Definitions are stored *sealed*: every `fn::secret` holds only AES-GCM ciphertex
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -187,6 +188,21 @@ class AccessKind(models.TextChoices):
     DECRYPT = "decrypt", "Decrypted definition"
 
 
+def _audit_reference(to: type[models.Model] | str) -> models.ForeignKey[Any, Any]:
+    """A reference kept by an audit row: a plain id, no database constraint, no reverse name.
+
+    Deleting what it points at (an environment, a token, an event) never touches the history.
+    """
+    return models.ForeignKey(
+        to,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+
+
 class AccessEvent(models.Model):
     """One row per open (or decrypt) of an environment: who, with which token, from where.
 
@@ -202,14 +218,7 @@ class AccessEvent(models.Model):
         db_constraint=False,
         related_name="+",
     )
-    environment = models.ForeignKey(
-        Environment,
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        null=True,
-        blank=True,
-        related_name="+",
-    )
+    environment = _audit_reference(Environment)
     project = models.CharField(max_length=100)
     name = models.CharField(max_length=100)
     revision = models.PositiveIntegerField()
@@ -218,32 +227,11 @@ class AccessEvent(models.Model):
     # SHA-256 of the open session id (the id itself goes only to the caller).
     session_hash = models.CharField(max_length=64, null=True, blank=True, unique=True)
     expires = models.DateTimeField(null=True, blank=True)
-    token = models.ForeignKey(
-        "tokens.AccessToken",
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        null=True,
-        blank=True,
-        related_name="+",
-    )
+    token = _audit_reference("tokens.AccessToken")
     token_type = models.CharField(max_length=16, blank=True)
     token_label = models.CharField(max_length=300, blank=True)
-    exchange_event = models.ForeignKey(
-        "tokens.ExchangeEvent",
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        null=True,
-        blank=True,
-        related_name="+",
-    )
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        null=True,
-        blank=True,
-        related_name="+",
-    )
+    exchange_event = _audit_reference("tokens.ExchangeEvent")
+    user = _audit_reference(settings.AUTH_USER_MODEL)
     login = models.CharField(max_length=200, blank=True)
     request_id = models.CharField(max_length=64, blank=True)
     client_ip = models.GenericIPAddressField(null=True, blank=True)
@@ -335,14 +323,7 @@ class CredentialIssuance(models.Model):
         Organization, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
     )
     # The environment whose definition holds the fn::open (an import of the opened one, maybe).
-    environment = models.ForeignKey(
-        Environment,
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        null=True,
-        blank=True,
-        related_name="+",
-    )
+    environment = _audit_reference(Environment)
     project = models.CharField(max_length=100)
     name = models.CharField(max_length=100)
     root_environment = models.CharField(max_length=201)  # `project/name` that was opened
@@ -357,31 +338,10 @@ class CredentialIssuance(models.Model):
     message = models.CharField(max_length=500, blank=True)
     details = models.JSONField(default=dict, blank=True)
     login = models.CharField(max_length=200, blank=True)
-    token = models.ForeignKey(
-        "tokens.AccessToken",
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        null=True,
-        blank=True,
-        related_name="+",
-    )
+    token = _audit_reference("tokens.AccessToken")
     token_label = models.CharField(max_length=300, blank=True)
-    exchange_event = models.ForeignKey(
-        "tokens.ExchangeEvent",
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        null=True,
-        blank=True,
-        related_name="+",
-    )
-    access_event = models.ForeignKey(
-        AccessEvent,
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        null=True,
-        blank=True,
-        related_name="+",
-    )
+    exchange_event = _audit_reference("tokens.ExchangeEvent")
+    access_event = _audit_reference(AccessEvent)
     request_id = models.CharField(max_length=64, blank=True)
 
     class Meta:
