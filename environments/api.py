@@ -34,8 +34,8 @@ from environments.errors import DefinitionInvalid, EnvironmentInvalid
 from environments.models import Environment, EnvironmentTag, Level, Revision, RevisionTag
 from environments.oidc_views import request_issuer
 from tokens.models import TokenType
-from tokens.views import client_ip
 from trustportal.access import Need, organization_for, principal_of
+from trustportal.clientaddr import client_ip
 from trustportal.errors import BadRequest, Forbidden, NotFound
 from trustportal.models import Organization
 from trustportal.negotiation import JsonWhateverAccept

@@ -36,6 +36,9 @@ class OAuthError(ServiceError):
         super().__init__(self.description)
         self.reason = reason
         self.detail = detail  # for the exchange event and logs only
+        # The login of the organization the attempt was recorded under, when it exists (for
+        # metrics and logs; never shown to the caller).
+        self.organization = ""
 
     def headers(self) -> dict[str, str]:
         return {"Cache-Control": "no-store", "Pragma": "no-cache"}

@@ -68,6 +68,7 @@ class Exchanged:
     expires_in: int
     scope: str
     event_id: int
+    organization: str
 
     def body(self) -> dict[str, Any]:
         return {
@@ -144,12 +145,8 @@ def _record_refusal(attempt: _Attempt, error: OAuthError, audience_prefix: str) 
         decision=Decision.DENY, reason=error.reason, error=error.error, detail=error.detail
     )
     event.save(force_insert=True)
-    logger.info(
-        "exchange refused request_id=%s org=%s reason=%s",
-        attempt.caller.request_id,
-        event.organization_login,
-        error.reason,
-    )
+    if attempt.organization is not None:
+        error.organization = attempt.organization.login
 
 
 def _enforce_rate_limit(bucket: str, limit: int) -> None:
@@ -297,6 +294,7 @@ def exchange(
         expires_in=minted.expires_in,
         scope=minted.scope,
         event_id=event_id,
+        organization=attempt.organization.login,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -13,15 +14,12 @@ from django.views.decorators.http import require_POST
 from tokens.errors import OAuthError, TemporarilyUnavailable
 from tokens.exchange import Caller, exchange
 from tokens.request import MAX_BODY_BYTES
+from trustportal.clientaddr import client_ip
+from trustportal.metrics import observe_exchange
 from trustportal.middleware import DATABASE_UNAVAILABLE, close_database_connections
 
 logger = logging.getLogger(__name__)
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-
-
-def client_ip(request: HttpRequest) -> str | None:
-    """The peer address (a trusted proxy in front sets REMOTE_ADDR through the WSGI server)."""
-    return request.META.get("REMOTE_ADDR") or None
 
 
 @csrf_exempt  # a machine-to-machine endpoint authenticated by the subject token, no cookies
@@ -36,6 +34,7 @@ def token_exchange(request: HttpRequest) -> HttpResponse:
         body = request.body
     except RequestDataTooBig:
         body = b"x" * (MAX_BODY_BYTES + 1)  # recorded and refused as request_too_large
+    started = time.perf_counter()
     try:
         result = exchange(
             body=body,
@@ -53,8 +52,24 @@ def token_exchange(request: HttpRequest) -> HttpResponse:
         )
         return _oauth_error(TemporarilyUnavailable("database_unavailable"), caller)
     except OAuthError as error:
+        _observe(caller, error.organization, "deny", error.reason, started)
         return _oauth_error(error, caller)
+    _observe(caller, result.organization, "allow", "allowed", started)
     return JsonResponse(result.body(), status=200, headers=NO_STORE)
+
+
+def _observe(caller: Caller, organization: str, decision: str, reason: str, started: float) -> None:
+    """One log line and the metrics of an exchange attempt (never the token or its claims)."""
+    seconds = time.perf_counter() - started
+    observe_exchange(organization=organization, decision=decision, reason=reason, seconds=seconds)
+    logger.info(
+        "exchange %s request_id=%s org=%s reason=%s",
+        "allowed" if decision == "allow" else "refused",
+        caller.request_id,
+        organization,
+        reason,
+        extra={"organization": organization, "decision": decision, "reason": reason},
+    )
 
 
 def _oauth_error(error: OAuthError, caller: Caller) -> JsonResponse:

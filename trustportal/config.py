@@ -15,6 +15,7 @@ LOOPBACK_NETWORKS: tuple[IPNetwork, ...] = (
     ipaddress.ip_network("127.0.0.0/8"),
     ipaddress.ip_network("::1/128"),
 )
+LOG_FORMATS = ("plain", "json")
 
 
 class ConfigError(ValueError):
@@ -68,6 +69,14 @@ class TrustPortalConfig:
     # means "from the request's host", and production warns at start-up (trustportal.W005).
     oidc_issuer_url: str | None = None
     oidc_key_rotation_days: int = 30
+    # Reverse proxies whose X-Forwarded-For is believed (trustportal/clientaddr.py); empty means
+    # the client address is REMOTE_ADDR.
+    trusted_proxies: tuple[IPNetwork, ...] = ()
+    # Who may read /metrics: a bearer token, and/or peers in these networks (neither: nobody).
+    metrics_token: str | None = None
+    metrics_allowed_networks: tuple[IPNetwork, ...] = ()
+    # "plain" (one line of text a record) or "json" (one JSON object a line).
+    log_format: str = "plain"
 
     @property
     def is_production(self) -> bool:
@@ -93,6 +102,9 @@ def load_config(environ: Mapping[str, str] = os.environ) -> TrustPortalConfig:
     ca_bundle = environ.get("TRUSTPORTAL_ISSUER_CA_BUNDLE") or None
     if ca_bundle is not None and not Path(ca_bundle).is_file():
         raise ConfigError(f"TRUSTPORTAL_ISSUER_CA_BUNDLE: no file at {ca_bundle}")
+    log_format = (environ.get("TRUSTPORTAL_LOG_FORMAT") or "plain").strip().lower()
+    if log_format not in LOG_FORMATS:
+        raise ConfigError(f"TRUSTPORTAL_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}")
     return TrustPortalConfig(
         environment=environment,
         allow_http_issuers=parse_bool(
@@ -127,6 +139,15 @@ def load_config(environ: Mapping[str, str] = os.environ) -> TrustPortalConfig:
             environ.get("TRUSTPORTAL_OIDC_KEY_ROTATION_DAYS"),
             30,
         ),
+        trusted_proxies=parse_networks(
+            "TRUSTPORTAL_TRUSTED_PROXIES", environ.get("TRUSTPORTAL_TRUSTED_PROXIES")
+        ),
+        metrics_token=environ.get("TRUSTPORTAL_METRICS_TOKEN") or None,
+        metrics_allowed_networks=parse_networks(
+            "TRUSTPORTAL_METRICS_ALLOWED_NETWORKS",
+            environ.get("TRUSTPORTAL_METRICS_ALLOWED_NETWORKS"),
+        ),
+        log_format=log_format,
     )
 
 

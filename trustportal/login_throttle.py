@@ -27,6 +27,8 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.core.cache import cache
 from django.core.exceptions import NON_FIELD_ERRORS
 
+from trustportal.clientaddr import client_ip
+
 logger = logging.getLogger(__name__)
 
 THROTTLED_MESSAGE = "Too many failed sign-in attempts. Try again in %(minutes)d minutes."
@@ -88,10 +90,10 @@ DEFAULT_THROTTLE = LoginThrottle()
 
 
 def client_address(request: Any) -> str | None:
-    """The peer address (a trusted proxy in front sets REMOTE_ADDR through the WSGI server)."""
+    """The client address of a sign-in request (`trustportal.clientaddr`), if there is one."""
     if request is None:
         return None
-    return request.META.get("REMOTE_ADDR") or None
+    return client_ip(request)
 
 
 class ThrottledAuthenticationForm(AuthenticationForm):

@@ -11,6 +11,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError, connectio
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from trustportal.errors import ServiceUnavailable
+from trustportal.logs import current_request_id
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +44,11 @@ class SecurityHeadersMiddleware:
         request.request_id = (  # type: ignore[attr-defined]
             supplied if _REQUEST_ID.match(supplied) else secrets.token_hex(12)
         )
-        response = self.get_response(request)
+        reset = current_request_id.set(request.request_id)  # type: ignore[attr-defined]
+        try:
+            response = self.get_response(request)
+        finally:
+            current_request_id.reset(reset)
         response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         response.headers.setdefault("X-Request-Id", request.request_id)  # type: ignore[attr-defined]
         response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")

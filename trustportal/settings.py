@@ -11,6 +11,7 @@ import dj_database_url
 import django_stubs_ext
 
 from trustportal.config import load_config, parse_bool
+from trustportal.logs import logging_config
 
 # Lets generic Django classes be subscripted at run time (ModelAdmin[Model]) for type checking.
 django_stubs_ext.monkeypatch()
@@ -70,6 +71,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "trustportal.middleware.SecurityHeadersMiddleware",
+    "trustportal.operations.OperationsMiddleware",
     "trustportal.middleware.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -241,14 +243,7 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("TRUSTPORTAL_LOG_LEVEL", "INFO")},
-    "loggers": {"django.request": {"level": "ERROR"}},
-}
+LOGGING = logging_config(TRUSTPORTAL.log_format, os.environ.get("TRUSTPORTAL_LOG_LEVEL", "INFO"))
 
 CELERY_BEAT_SCHEDULE: dict[str, Any] = {
     # Checked every minute; each issuer is refreshed when its own interval (Cache-Control
