@@ -7,8 +7,6 @@ chunk in memory, never the whole set.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -17,12 +15,11 @@ from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 
 from tokens.models import ExchangeEvent
+from trustportal.csvsafe import csv_rows
 from trustportal.wire import iso_time
 
 EXPORT_CHUNK = 2_000
 EXPORT_FORMATS = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
-# Spreadsheet programs run cells starting with these as formulas; claims come from callers.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 CSV_COLUMNS = (
     "id",
@@ -99,32 +96,10 @@ def repository_of(event: ExchangeEvent) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, dict | list):
-        text = json.dumps(value, separators=(",", ":"), sort_keys=True)
-    else:
-        text = str(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
-
-
 def csv_lines(events: Iterable[ExchangeEvent]) -> Iterator[str]:
     """The header and one CSV line per event (cells that look like formulas get a `'`)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-
-    def line(values: Iterable[Any]) -> str:
-        writer.writerow([_cell(v) for v in values])
-        text = buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-        return text
-
-    yield line(CSV_COLUMNS)
-    for event in events:
-        record = event_json(event, trace=False)
-        yield line(record.get(column) for column in CSV_COLUMNS)
+    records = (event_json(event, trace=False) for event in events)
+    return csv_rows(CSV_COLUMNS, ([r.get(c) for c in CSV_COLUMNS] for r in records))
 
 
 def jsonl_lines(events: Iterable[ExchangeEvent]) -> Iterator[str]:

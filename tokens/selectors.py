@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from time import monotonic
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from django.db.models import Count, Max, Model, Q, QuerySet
 from django.db.models.fields.json import KT
@@ -19,6 +19,7 @@ from tokens.format import hash_token, parse_token
 from tokens.models import AccessToken, Decision, ExchangeEvent, TokenType
 from tokens.patterns import matches_pattern
 from trustportal.models import Organization, User
+from trustportal.paging import Page, keyset_page
 
 M = TypeVar("M", bound=Model)
 
@@ -80,14 +81,6 @@ def token_for_request(
 
 
 # --- exchange history ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Page(Generic[M]):
-    """One keyset page: rows in id order (newest first) and the cursor of the next page."""
-
-    rows: list[M]
-    next_cursor: int | None
-
-
 # The repository claim (GitHub's `owner/name`), indexed on PostgreSQL by migration 0004.
 REPOSITORY_CLAIM = KT("claims__repository")
 # History lists never show traces (up to 1,000 definitions each); the detail and exports do.
@@ -122,19 +115,6 @@ def events_matching(
     return events.order_by("-id")
 
 
-def keyset_page(rows: QuerySet[M], *, before: int | None, limit: int) -> Page[M]:
-    """The `limit` rows with id below `before` (newest first), without counting the rest.
-
-    One query for limit + 1 rows: the extra row only says whether a next page exists.
-    """
-    if before is not None:
-        rows = rows.filter(pk__lt=before)
-    found = list(rows.order_by("-pk")[: limit + 1])
-    more = len(found) > limit
-    found = found[:limit]
-    return Page(rows=found, next_cursor=int(found[-1].pk) if more and found else None)
-
-
 def events_page(
     *, organization: Organization, filters: EventFilters, before: int | None, limit: int
 ) -> Page[ExchangeEvent]:
@@ -167,6 +147,11 @@ def event_for_token(token: AccessToken) -> ExchangeEvent | None:
 def active_tokens_q(now: datetime) -> Q:
     """Tokens that authenticate right now (the same rule as `token_for_request`)."""
     return Q(revoked_at__isnull=True) & (Q(expires__isnull=True) | Q(expires__gt=now))
+
+
+def token_lineage(token: AccessToken) -> tuple[int, ...]:
+    """The token, then the token that created it, and so on (the audit log's "who")."""
+    return (token.pk,)
 
 
 def token_status(token: AccessToken, now: datetime) -> str:

@@ -75,6 +75,8 @@ class TrustPortalConfig:
     # Who may read /metrics: a bearer token, and/or peers in these networks (neither: nobody).
     metrics_token: str | None = None
     metrics_allowed_networks: tuple[IPNetwork, ...] = ()
+    # Networks webhook URLs may resolve to besides public addresses (never the issuers' list).
+    webhook_allowed_networks: tuple[IPNetwork, ...] = ()
     # "plain" (one line of text a record) or "json" (one JSON object a line).
     log_format: str = "plain"
 
@@ -146,6 +148,10 @@ def load_config(environ: Mapping[str, str] = os.environ) -> TrustPortalConfig:
         metrics_allowed_networks=parse_networks(
             "TRUSTPORTAL_METRICS_ALLOWED_NETWORKS",
             environ.get("TRUSTPORTAL_METRICS_ALLOWED_NETWORKS"),
+        ),
+        webhook_allowed_networks=parse_networks(
+            "TRUSTPORTAL_WEBHOOK_ALLOWED_NETWORKS",
+            environ.get("TRUSTPORTAL_WEBHOOK_ALLOWED_NETWORKS"),
         ),
         log_format=log_format,
     )

@@ -63,10 +63,12 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_celery_beat",
     "trustportal",
+    "audit",
     "tokens",
     "issuers",
     "policies",
     "environments",
+    "notifications",
 ]
 
 MIDDLEWARE = [
@@ -80,6 +82,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "audit.context.AuditContextMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -245,7 +248,18 @@ CELERY_TIMEZONE = "UTC"
 
 LOGGING = logging_config(TRUSTPORTAL.log_format, os.environ.get("TRUSTPORTAL_LOG_LEVEL", "INFO"))
 
+# Webhook and e-mail retries wait this long, then twice as long, … (6 attempts in all).
+NOTIFICATION_RETRY_BASE_SECONDS = 30
+EMAIL_BACKEND = os.environ.get(
+    "TRUSTPORTAL_EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend"
+)
+EMAIL_HOST = os.environ.get("TRUSTPORTAL_EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("TRUSTPORTAL_EMAIL_PORT", "25"))
+DEFAULT_FROM_EMAIL = os.environ.get("TRUSTPORTAL_EMAIL_FROM", "trustportal@localhost")
+
 CELERY_BEAT_SCHEDULE: dict[str, Any] = {
+    # Organizations whose denied exchanges exceed their threshold get an alert (once an hour).
+    "check-denials": {"task": "notifications.tasks.check_denials", "schedule": 5 * 60.0},
     # Checked every minute; each issuer is refreshed when its own interval (Cache-Control
     # max-age within 5 min-24 h, default 15 min) is due.
     "refresh-due-issuer-keys": {"task": "issuers.tasks.refresh_due_issuer_keys", "schedule": 60.0},

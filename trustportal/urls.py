@@ -16,6 +16,8 @@ api_patterns: list[URLPattern | URLResolver] = [
     path("", include("issuers.urls")),
     path("", include("policies.urls")),
     path("", include("environments.urls")),
+    path("", include("audit.urls")),
+    path("", include("notifications.urls")),
     path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi-schema"),
 ]
 
@@ -33,6 +35,8 @@ urlpatterns = [
     path("orgs/<str:org>/issuers/", include("issuers.page_urls")),
     path("orgs/<str:org>/policies/", include("policies.page_urls")),
     path("orgs/<str:org>/environments/", include("environments.page_urls")),
+    path("orgs/<str:org>/audit/", include("audit.page_urls")),
+    path("orgs/<str:org>/notifications/", include("notifications.page_urls")),
     # After the other orgs/<org>/… pages: the dashboard, history and token pages.
     path("orgs/<str:org>/", include("tokens.page_urls")),
     path("api/", include(api_patterns)),
