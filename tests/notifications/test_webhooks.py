@@ -96,7 +96,9 @@ def test_a_failing_receiver_is_retried_with_backoff_and_every_attempt_is_logged(
     assert [r.status for r in rows] == [DeliveryStatus.FAILED] * (MAX_ATTEMPTS - 1) + [
         DeliveryStatus.GAVE_UP
     ]
-    waits = [(r.next_attempt_at - r.created).total_seconds() for r in rows[:-1]]
+    waits = [
+        (r.next_attempt_at - r.created).total_seconds() for r in rows[:-1] if r.next_attempt_at
+    ]
     assert waits == [7 * 2**i for i in range(MAX_ATTEMPTS - 1)]
     assert rows[-1].next_attempt_at is None
 
@@ -230,9 +232,9 @@ def test_the_page_lists_subscriptions_and_deliveries(
 
     create(client, name="siem", displayName="SIEM", payloadUrl=receiver.url)
     client.post("/api/orgs/acme/hooks/siem/ping")
-    admin = MembershipFactory(organization=org, role=Role.ADMIN, user__username="pat").user
+    MembershipFactory(organization=org, role=Role.ADMIN, user__username="pat")
     browser = Client()
-    assert browser.login(username=admin.username, password=PASSWORD)
+    assert browser.login(username="pat", password=PASSWORD)
     page = browser.get("/orgs/acme/notifications/")
     assert page.status_code == 200
     text = page.content.decode()
