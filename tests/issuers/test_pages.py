@@ -207,6 +207,19 @@ def test_private_address_is_refused_in_plain_words(world) -> None:
     assert not Issuer.objects.exists()
 
 
+def test_wizard_does_not_name_what_a_host_resolves_to(world, settings: Any) -> None:
+    # No network is allowed: "localhost" resolves (through the system resolver) to loopback.
+    settings.TRUSTPORTAL = dataclasses.replace(settings.TRUSTPORTAL, issuer_allowed_networks=())
+    response = signed_in("alice").post(url("register", "orga"), {"url": "https://localhost/"})
+    page = text(response)
+    assert response.status_code == 200
+    assert "localhost resolves to a non-public address, which is not allowed" in page
+    assert "127.0.0.1" not in page
+    assert "::1" not in page
+    assert "a loopback address" not in page
+    assert not Issuer.objects.exists()
+
+
 @pytest.mark.parametrize(
     ("entered", "explained"),
     [
