@@ -25,7 +25,9 @@ def issuer_json(issuer: Issuer, *, detail: bool = False) -> dict[str, Any]:
         "name": issuer.name,
         "url": issuer.url,
         "issuer": issuer.issuer,
+        # Pinned by an admin (enforced); observed: served at the last fetch (only shown).
         "thumbprints": list(issuer.thumbprints),
+        "observedThumbprints": list(issuer.observed_thumbprints),
         "jwks": issuer.static_jwks,
         "maxExpiration": issuer.max_expiration,
         "created": iso_time(issuer.created),
@@ -63,7 +65,6 @@ def issuer_json(issuer: Issuer, *, detail: bool = False) -> dict[str, Any]:
     return body
 
 
-
 def _issuer(request: Request, org: str, issuer_id: str, need: Need) -> Issuer:
     organization = organization_for(request, org, need)
     issuer = selectors.issuer_of(organization, issuer_id)
@@ -89,6 +90,7 @@ class IssuerSerializer(serializers.Serializer[Any]):
     url = serializers.CharField()
     issuer = serializers.CharField()
     thumbprints = serializers.ListField(child=serializers.CharField())
+    observedThumbprints = serializers.ListField(child=serializers.CharField())
     jwks = serializers.DictField(allow_null=True)
     maxExpiration = serializers.IntegerField()
     created = serializers.CharField()

@@ -39,6 +39,11 @@ class KeySet:
     certificate: Certificate | None
     status: int
 
+    @property
+    def not_modified(self) -> bool:
+        """The server answered 304: `keys` is empty and means "unchanged", not "none"."""
+        return self.status == 304
+
 
 @dataclass(frozen=True)
 class Discovered:
@@ -73,14 +78,17 @@ def fetch_keys(
     etag: str = "",
     resolve: Resolver = system_resolve,
     fetch: Fetch = fetch_json,
-) -> KeySet | None:
-    """Fetch and check an issuer's key set; None when the server says it has not changed."""
+) -> KeySet:
+    """Fetch and check an issuer's key set; `not_modified` when the server says so.
+
+    A 304 still carries the served certificate, so a renewal is noticed between key changes.
+    """
     headers = {"If-None-Match": etag} if etag else None
     result = _guarded(
         fetch, jwks_uri, policy=policy, resolve=resolve, thumbprints=thumbprints, headers=headers
     )
     if result.status == 304:
-        return None
+        return KeySet(keys=[], etag=etag, max_age=None, certificate=result.certificate, status=304)
     try:
         keys = parse_jwks(result.data)
     except JwksError as exc:
@@ -127,7 +135,7 @@ def discover(
     keys = fetch_keys(
         jwks_uri, policy=policy, thumbprints=thumbprints, resolve=resolve, fetch=fetch
     )
-    if keys is None:  # a 304 to a request without If-None-Match is a broken server
+    if keys.not_modified:  # a 304 to a request without If-None-Match is a broken server
         raise DiscoveryError("bad_status", f"{jwks_uri}: answered 304 to a fresh request")
     certificates = tuple(c for c in (result.certificate, keys.certificate) if c is not None)
     return Discovered(issuer=issuer, jwks_uri=jwks_uri, keys=keys, certificates=certificates)

@@ -57,7 +57,8 @@ class PreviewPage:
     jwks_uri: str
     keys: Sequence[ParsedKey]
     certificates: Sequence[Certificate]
-    thumbprints: Sequence[str]
+    thumbprints: Sequence[str]  # what the admin pins (may be none)
+    observed: Sequence[str]  # what the hosts serve now (recorded, not enforced)
     static: bool
     plain_http: bool
     provider: str | None
@@ -170,7 +171,7 @@ def _preview(organization: Organization, source: IssuerSourceForm) -> PreviewPag
         issuer_value, jwks_uri = url, ""
         keys: Sequence[ParsedKey] = parsed[1]
         certificates: Sequence[Certificate] = ()
-        thumbprints: Sequence[str] = ()
+        observed: Sequence[str] = ()
     else:
         found = services.issuer_preview(
             url=url, thumbprints=data["thumbprints"], outbound=services.default_outbound()
@@ -179,14 +180,15 @@ def _preview(organization: Organization, source: IssuerSourceForm) -> PreviewPag
         keys = found.keys.keys
         # The discovery and JWKS hosts are usually one host: show its certificate once.
         certificates = tuple({cert.sha256: cert for cert in found.certificates}.values())
-        thumbprints = data["thumbprints"] or found.thumbprints
+        observed = found.thumbprints
     return PreviewPage(
         url=url,
         issuer=issuer_value,
         jwks_uri=jwks_uri,
         keys=keys,
         certificates=certificates,
-        thumbprints=thumbprints,
+        thumbprints=data["thumbprints"],
+        observed=observed,
         static=data["jwks"] is not None,
         plain_http=urlsplit(url).scheme.lower() == "http",
         provider=known_provider(url),
@@ -265,7 +267,7 @@ def issuer_refresh(request: HttpRequest, org: str, issuer_id: UUID) -> HttpRespo
 @login_required
 @require_POST
 def issuer_regenerate_thumbprints(request: HttpRequest, org: str, issuer_id: UUID) -> HttpResponse:
-    """Pin the certificates the issuer's hosts serve now (refused for static key sets)."""
+    """Re-read the served certificates: re-pin them if the issuer pins (not for static keys)."""
     organization, _role = organization_for_user(request.user, org, Need.ADMIN)
     issuer = _issuer_or_404(organization, issuer_id)
     try:
@@ -278,6 +280,9 @@ def issuer_regenerate_thumbprints(request: HttpRequest, org: str, issuer_id: UUI
             request,
             f"Pinned {pinned} certificate thumbprint{'s' if pinned != 1 else ''}."
             if pinned
+            else "Recorded the certificate served now as observed. This issuer pins no "
+            "thumbprints: its hosts are verified against the trusted certificate authorities."
+            if issuer.observed_thumbprints
             else "The issuer is served over plain HTTP; there is no certificate to pin.",
         )
     return _to_detail(issuer)

@@ -134,11 +134,12 @@ def tls_outbound(tls: TLSMaterial) -> Outbound:
     return Outbound(policy=OutboundPolicy(allowed_networks=LOOPBACK, ca_bundle=str(tls.ca_pem)))
 
 
-def test_https_registration_pins_the_served_certificate(
+def test_https_registration_records_the_served_certificate_without_pinning_it(
     org, https_issuer, tls, tls_outbound
 ) -> None:
     issuer = issuer_register(organization=org, url=https_issuer.url, outbound=tls_outbound)
-    assert issuer.thumbprints == [tls.leaf_sha256]
+    assert issuer.thumbprints == []  # nothing the admin chose: trust comes from the CA
+    assert issuer.observed_thumbprints == [tls.leaf_sha256]
     assert issuer.cert_sha256 == tls.leaf_sha256
     assert issuer.cert_not_after is not None
     assert "localhost" in issuer.cert_subject
