@@ -135,7 +135,7 @@ class IssuerListApi(APIView):
             audiences=data.get("audiences"),
             algorithms=data.get("algorithms"),
             single_use=data.get("singleUse") is True,
-            outbound=services.default_outbound(),
+            outbound=services.web_outbound(organization),
         )
         return Response(issuer_json(issuer, detail=True), status=201)
 
@@ -156,7 +156,9 @@ class IssuerDetailApi(APIView):
     def patch(self, request: Request, org: str, issuer_id: str) -> Response:
         issuer = _issuer(request, org, issuer_id, Need.ADMIN)
         issuer = services.issuer_update(
-            issuer=issuer, data=json_object(request), outbound=services.default_outbound()
+            issuer=issuer,
+            data=json_object(request),
+            outbound=services.web_outbound(issuer.organization),
         )
         return Response(issuer_json(issuer, detail=True))
 
@@ -174,6 +176,6 @@ class RegenerateThumbprintsApi(APIView):
     def post(self, request: Request, org: str, issuer_id: str) -> Response:
         issuer = _issuer(request, org, issuer_id, Need.ADMIN)
         issuer = services.issuer_regenerate_thumbprints(
-            issuer=issuer, outbound=services.default_outbound()
+            issuer=issuer, outbound=services.web_outbound(issuer.organization)
         )
         return Response(issuer_json(issuer, detail=True))

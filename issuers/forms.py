@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from django import forms
 
 from issuers import selectors, services
-from issuers.errors import IssuerConflict, IssuerInvalid
+from issuers.errors import IssuerBusy, IssuerConflict, IssuerInvalid
 from issuers.http import DEFAULT_MAX_BYTES, MAX_URL_LENGTH
 from issuers.models import (
     DEFAULT_ALGORITHMS,
@@ -85,7 +85,10 @@ _HINTS = {
 
 
 def add_service_error(
-    form: forms.Form, exc: IssuerInvalid | IssuerConflict, *, default: str | None = None
+    form: forms.Form,
+    exc: IssuerInvalid | IssuerConflict | IssuerBusy,
+    *,
+    default: str | None = None,
 ) -> None:
     """Attach a service refusal to the form field it concerns, else to `default` or the form.
 

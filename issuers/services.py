@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -12,8 +14,10 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from issuers import limits
 from issuers.certificates import note_fetch_refused, record_served_certificate
 from issuers.discovery import (
+    Deadline,
     Discovered,
     DiscoveryError,
     Fetch,
@@ -61,15 +65,47 @@ def outbound_policy(config: TrustPortalConfig | None = None) -> OutboundPolicy:
 
 @dataclass(frozen=True)
 class Outbound:
-    """How to reach issuers: the guard's policy plus the injectable resolver and fetcher."""
+    """How to reach issuers: the guard's policy plus the injectable resolver and fetcher.
+
+    `total_timeout` bounds a whole operation (discovery and JWKS together); `slot` is entered
+    around each operation's fetches (a per-organization concurrency limit for web requests).
+    """
 
     policy: OutboundPolicy
     resolve: Resolver = system_resolve
     fetch: Fetch = fetch_json
+    total_timeout: float | None = None
+    slot: Callable[[], AbstractContextManager[object]] = nullcontext
 
 
 def default_outbound() -> Outbound:
+    """For workers: each fetch bounded by the guard's timeout, no concurrency limit."""
     return Outbound(policy=outbound_policy())
+
+
+def web_outbound(organization: Organization) -> Outbound:
+    """For web requests: one short deadline per operation, one operation at a time per org."""
+    return Outbound(
+        policy=outbound_policy(),
+        total_timeout=limits.WEB_DEADLINE,
+        slot=partial(limits.organization_fetch_slot, organization.pk),
+    )
+
+
+def _discover(url: str, thumbprints: Sequence[str], outbound: Outbound) -> Discovered:
+    """Discovery under the outbound's slot and deadline; refusals become IssuerInvalid."""
+    try:
+        with outbound.slot():
+            return discover(
+                url,
+                policy=outbound.policy,
+                thumbprints=thumbprints,
+                resolve=outbound.resolve,
+                fetch=outbound.fetch,
+                total_timeout=outbound.total_timeout,
+            )
+    except DiscoveryError as exc:
+        raise IssuerInvalid(exc.message, reason=exc.reason) from exc
 
 
 # --- input validation ---------------------------------------------------------------------------
@@ -155,16 +191,7 @@ def issuer_preview(
     url = url.strip()
     if not url:
         raise IssuerInvalid("url is required")
-    try:
-        discovered = discover(
-            url,
-            policy=outbound.policy,
-            thumbprints=clean_thumbprints(list(thumbprints)),
-            resolve=outbound.resolve,
-            fetch=outbound.fetch,
-        )
-    except DiscoveryError as exc:
-        raise IssuerInvalid(exc.message, reason=exc.reason) from exc
+    discovered = _discover(url, clean_thumbprints(list(thumbprints)), outbound)
     return IssuerPreview(url=url, discovered=discovered)
 
 
@@ -330,16 +357,7 @@ def _clean_bool(name: str, value: Any) -> bool:
 
 
 def _verify_pin(issuer: Issuer, pinned: list[str], outbound: Outbound) -> None:
-    try:
-        discover(
-            issuer.url,
-            policy=outbound.policy,
-            thumbprints=pinned,
-            resolve=outbound.resolve,
-            fetch=outbound.fetch,
-        )
-    except DiscoveryError as exc:
-        raise IssuerInvalid(exc.message, reason=exc.reason) from exc
+    _discover(issuer.url, pinned, outbound)
 
 
 def issuer_regenerate_thumbprints(*, issuer: Issuer, outbound: Outbound) -> Issuer:
@@ -453,14 +471,16 @@ def issuer_refresh_keys(
         return None
     now = now or timezone.now()
     try:
-        key_set = fetch_keys(
-            issuer.jwks_uri,
-            policy=outbound.policy,
-            thumbprints=issuer.thumbprints,
-            etag=issuer.jwks_etag,
-            resolve=outbound.resolve,
-            fetch=outbound.fetch,
-        )
+        with outbound.slot():
+            key_set = fetch_keys(
+                issuer.jwks_uri,
+                policy=outbound.policy,
+                thumbprints=issuer.thumbprints,
+                etag=issuer.jwks_etag,
+                resolve=outbound.resolve,
+                fetch=outbound.fetch,
+                deadline=Deadline.after(outbound.total_timeout),
+            )
     except DiscoveryError as exc:
         note_fetch_refused(issuer, exc.reason, exc.message)
         with transaction.atomic():
