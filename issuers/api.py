@@ -25,7 +25,9 @@ def issuer_json(issuer: Issuer, *, detail: bool = False) -> dict[str, Any]:
         "name": issuer.name,
         "url": issuer.url,
         "issuer": issuer.issuer,
+        # Pinned by an admin (enforced); observed: served at the last fetch (only shown).
         "thumbprints": list(issuer.thumbprints),
+        "observedThumbprints": list(issuer.observed_thumbprints),
         "jwks": issuer.static_jwks,
         "maxExpiration": issuer.max_expiration,
         "created": iso_time(issuer.created),
@@ -63,7 +65,6 @@ def issuer_json(issuer: Issuer, *, detail: bool = False) -> dict[str, Any]:
     return body
 
 
-
 def _issuer(request: Request, org: str, issuer_id: str, need: Need) -> Issuer:
     organization = organization_for(request, org, need)
     issuer = selectors.issuer_of(organization, issuer_id)
@@ -89,6 +90,7 @@ class IssuerSerializer(serializers.Serializer[Any]):
     url = serializers.CharField()
     issuer = serializers.CharField()
     thumbprints = serializers.ListField(child=serializers.CharField())
+    observedThumbprints = serializers.ListField(child=serializers.CharField())
     jwks = serializers.DictField(allow_null=True)
     maxExpiration = serializers.IntegerField()
     created = serializers.CharField()
@@ -133,7 +135,7 @@ class IssuerListApi(APIView):
             audiences=data.get("audiences"),
             algorithms=data.get("algorithms"),
             single_use=data.get("singleUse") is True,
-            outbound=services.default_outbound(),
+            outbound=services.web_outbound(organization),
         )
         return Response(issuer_json(issuer, detail=True), status=201)
 
@@ -154,7 +156,9 @@ class IssuerDetailApi(APIView):
     def patch(self, request: Request, org: str, issuer_id: str) -> Response:
         issuer = _issuer(request, org, issuer_id, Need.ADMIN)
         issuer = services.issuer_update(
-            issuer=issuer, data=json_object(request), outbound=services.default_outbound()
+            issuer=issuer,
+            data=json_object(request),
+            outbound=services.web_outbound(issuer.organization),
         )
         return Response(issuer_json(issuer, detail=True))
 
@@ -172,6 +176,6 @@ class RegenerateThumbprintsApi(APIView):
     def post(self, request: Request, org: str, issuer_id: str) -> Response:
         issuer = _issuer(request, org, issuer_id, Need.ADMIN)
         issuer = services.issuer_regenerate_thumbprints(
-            issuer=issuer, outbound=services.default_outbound()
+            issuer=issuer, outbound=services.web_outbound(issuer.organization)
         )
         return Response(issuer_json(issuer, detail=True))

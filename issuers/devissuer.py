@@ -184,6 +184,7 @@ class DevIssuer:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._server: ThreadingHTTPServer | None = None
+        self._ssl_context = ssl_context
         if not listen:
             # A minter only: signs tokens for an issuer served elsewhere (`devissuer mint`).
             self.url = url or f"http://{host}:{port}"
@@ -196,6 +197,12 @@ class DevIssuer:
         self.url = url or f"{scheme}://{public_host or host}:{self._server.server_address[1]}"
 
     # --- serving -----------------------------------------------------------------------------
+    def serve_certificate(self, certificate: Path, key: Path) -> None:
+        """Serve another TLS certificate from the next connection on (a certificate renewal)."""
+        if self._ssl_context is None:
+            raise RuntimeError("this issuer serves plain HTTP; there is no certificate to renew")
+        self._ssl_context.load_cert_chain(certificate, key)
+
     def _listening(self) -> ThreadingHTTPServer:
         if self._server is None:
             raise RuntimeError("this DevIssuer was created with listen=False")

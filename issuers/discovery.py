@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from issuers.http import (
@@ -39,6 +40,11 @@ class KeySet:
     certificate: Certificate | None
     status: int
 
+    @property
+    def not_modified(self) -> bool:
+        """The server answered 304: `keys` is empty and means "unchanged", not "none"."""
+        return self.status == 304
+
 
 @dataclass(frozen=True)
 class Discovered:
@@ -58,11 +64,37 @@ def issuer_matches_url(url: str, issuer: str) -> bool:
     return issuer in (url, url + "/") or (url.endswith("/") and issuer == url[:-1])
 
 
-def _guarded(fetch: Fetch, url: str, **kwargs: Any) -> FetchResult:
+@dataclass(frozen=True)
+class Deadline:
+    """One time limit shared by every fetch of an operation (discovery plus JWKS)."""
+
+    seconds: float
+    until: float
+
+    @classmethod
+    def after(cls, seconds: float | None) -> Deadline | None:
+        return None if seconds is None else cls(seconds, time.monotonic() + seconds)
+
+
+def _guarded(
+    fetch: Fetch, url: str, *, policy: OutboundPolicy, deadline: Deadline | None, **kwargs: Any
+) -> FetchResult:
+    """One guarded fetch, given only the time left of the whole operation's deadline."""
+    if deadline is not None:
+        remaining = deadline.until - time.monotonic()
+        if remaining <= 0:
+            raise DiscoveryError("timeout", _too_slow(url, deadline))
+        policy = replace(policy, timeout=min(policy.timeout, remaining))
     try:
-        return fetch(url, **kwargs)
+        return fetch(url, policy=policy, **kwargs)
     except FetchError as exc:
+        if exc.reason == "timeout" and deadline is not None:
+            raise DiscoveryError("timeout", _too_slow(url, deadline)) from exc
         raise DiscoveryError(exc.reason, f"{url}: {exc.message}") from exc
+
+
+def _too_slow(url: str, deadline: Deadline) -> str:
+    return f"{url}: the issuer did not answer within the {deadline.seconds:g} s allowed"
 
 
 def fetch_keys(
@@ -73,14 +105,24 @@ def fetch_keys(
     etag: str = "",
     resolve: Resolver = system_resolve,
     fetch: Fetch = fetch_json,
-) -> KeySet | None:
-    """Fetch and check an issuer's key set; None when the server says it has not changed."""
+    deadline: Deadline | None = None,
+) -> KeySet:
+    """Fetch and check an issuer's key set; `not_modified` when the server says so.
+
+    A 304 still carries the served certificate, so a renewal is noticed between key changes.
+    """
     headers = {"If-None-Match": etag} if etag else None
     result = _guarded(
-        fetch, jwks_uri, policy=policy, resolve=resolve, thumbprints=thumbprints, headers=headers
+        fetch,
+        jwks_uri,
+        policy=policy,
+        deadline=deadline,
+        resolve=resolve,
+        thumbprints=thumbprints,
+        headers=headers,
     )
     if result.status == 304:
-        return None
+        return KeySet(keys=[], etag=etag, max_age=None, certificate=result.certificate, status=304)
     try:
         keys = parse_jwks(result.data)
     except JwksError as exc:
@@ -101,16 +143,20 @@ def discover(
     thumbprints: Sequence[str] = (),
     resolve: Resolver = system_resolve,
     fetch: Fetch = fetch_json,
+    total_timeout: float | None = None,
 ) -> Discovered:
     """Fetch `<url>/.well-known/openid-configuration`, check its issuer, fetch its keys.
 
-    Both fetches go through the guard with the same pinned thumbprints. Does not follow
-    `jwks_uri` anywhere the guard would refuse, and does not trust any other field.
+    Both fetches go through the guard with the same pinned thumbprints and, with
+    `total_timeout`, share one deadline (each fetch keeps the policy's own timeout as well).
+    Does not follow `jwks_uri` anywhere the guard would refuse, nor trust any other field.
     """
+    deadline = Deadline.after(total_timeout)
     result = _guarded(
         fetch,
         url.rstrip("/") + DISCOVERY_PATH,
         policy=policy,
+        deadline=deadline,
         resolve=resolve,
         thumbprints=thumbprints,
     )
@@ -125,9 +171,14 @@ def discover(
     if not isinstance(jwks_uri, str) or not jwks_uri:
         raise DiscoveryError("no_jwks_uri", "the discovery document has no jwks_uri")
     keys = fetch_keys(
-        jwks_uri, policy=policy, thumbprints=thumbprints, resolve=resolve, fetch=fetch
+        jwks_uri,
+        policy=policy,
+        thumbprints=thumbprints,
+        resolve=resolve,
+        fetch=fetch,
+        deadline=deadline,
     )
-    if keys is None:  # a 304 to a request without If-None-Match is a broken server
+    if keys.not_modified:  # a 304 to a request without If-None-Match is a broken server
         raise DiscoveryError("bad_status", f"{jwks_uri}: answered 304 to a fresh request")
     certificates = tuple(c for c in (result.certificate, keys.certificate) if c is not None)
     return Discovered(issuer=issuer, jwks_uri=jwks_uri, keys=keys, certificates=certificates)

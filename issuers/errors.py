@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from trustportal.errors import BadRequest, Conflict
+from trustportal.errors import ApiError, BadRequest, Conflict
 
 
 class IssuerInvalid(BadRequest):
@@ -26,3 +26,17 @@ class KeyLookupError(Exception):
         super().__init__(message)
         self.reason = reason
         self.message = message
+
+
+class IssuerBusy(ApiError):
+    """Another issuer fetch of this organization is in flight (429, retry shortly)."""
+
+    status = 429
+    reason = "issuer_fetch_busy"
+    default_message = (
+        "Another issuer registration or key fetch of this organization is in progress; "
+        "try again in a few seconds."
+    )
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "5"}

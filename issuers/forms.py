@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from django import forms
 
 from issuers import selectors, services
-from issuers.errors import IssuerConflict, IssuerInvalid
+from issuers.errors import IssuerBusy, IssuerConflict, IssuerInvalid
 from issuers.http import DEFAULT_MAX_BYTES, MAX_URL_LENGTH
 from issuers.models import (
     DEFAULT_ALGORITHMS,
@@ -70,7 +70,8 @@ _HINTS = {
         "tokens carry in iss."
     ),
     "thumbprint_mismatch": (
-        "Check the thumbprint, or leave the field empty to pin the certificate served now."
+        "Check the thumbprint, or leave the field empty to trust the host through the "
+        "certificate authorities (its thumbprints are then recorded, not enforced)."
     ),
     "dns_failure": "Check the host name.",
     "redirect_refused": "Enter the final URL; redirects are never followed.",
@@ -84,7 +85,10 @@ _HINTS = {
 
 
 def add_service_error(
-    form: forms.Form, exc: IssuerInvalid | IssuerConflict, *, default: str | None = None
+    form: forms.Form,
+    exc: IssuerInvalid | IssuerConflict | IssuerBusy,
+    *,
+    default: str | None = None,
 ) -> None:
     """Attach a service refusal to the form field it concerns, else to `default` or the form.
 
@@ -135,7 +139,9 @@ class IssuerSourceForm(forms.Form):
         required=False,
         help_text=(
             "SHA-256 thumbprints of the TLS certificate the issuer's hosts serve, one per line "
-            "(colons allowed). Leave empty to pin the certificates served right now."
+            "(colons allowed); every fetch must then present one of them. Leave empty to trust "
+            "the hosts through the certificate authorities: the thumbprints served are recorded "
+            "and a change is reported as a warning, so a routine renewal breaks nothing."
         ),
         widget=forms.Textarea(attrs={"rows": 2, "spellcheck": "false"}),
     )
@@ -298,8 +304,8 @@ class IssuerRegisterForm(IssuerSettingsFields, IssuerSourceForm):
     def carrying(cls, source: IssuerSourceForm, thumbprints: Sequence[str]) -> IssuerRegisterForm:
         """An unbound step-2 form carrying step 1's answers and the thumbprints to pin.
 
-        The thumbprints are those the admin was shown, so a certificate that changes between
-        the two steps makes registration fail instead of pinning something nobody saw.
+        Only the thumbprints the admin entered are carried (and pinned): the ones merely served
+        are recorded as observed at registration, never pinned behind the admin's back.
         """
         data = source.cleaned_data
         jwks = data.get("jwks")

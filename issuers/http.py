@@ -23,6 +23,7 @@ import hashlib
 import http.client
 import io
 import ipaddress
+import logging
 import re
 import socket
 import ssl
@@ -68,6 +69,7 @@ DEFAULT_TIMEOUT = 5.0
 DEFAULT_MAX_BYTES = 256 * 1024
 MAX_URL_LENGTH = 2048
 USER_AGENT = "trustportal"
+_log = logging.getLogger(__name__)
 
 # Read size for the body loop; small enough that the cap is enforced close to the limit.
 _CHUNK = 16 * 1024
@@ -440,10 +442,12 @@ def _check_address(host: str, ip: IPAddress, policy: OutboundPolicy) -> None:
 
 
 def _address_message(host: str, ip: IPAddress, problem: str) -> str:
-    """Build the operator message for a refused address; does not decide anything."""
+    """The message for a refused address; what a name resolves to is logged, never shown
+    (it would map the internal network for anyone who may register an issuer)."""
     if host == str(ip):
         return f"{host} is {problem} address, which is not allowed"
-    return f"{host} resolves to {problem} address {ip}, which is not allowed"
+    _log.warning("refused %s: it resolves to %s address %s", host, problem, ip)
+    return f"{host} resolves to a non-public address, which is not allowed"
 
 
 # --------------------------------------------------------------------------- resolution
@@ -488,9 +492,7 @@ def _resolve(resolve: Resolver, host: str, port: int, deadline: float) -> list[I
         try:
             ip = ipaddress.ip_address(text)
         except ValueError:
-            _refuse(
-                "dns_failure", f"resolving {host} returned {text!r}, which is not an IP address"
-            )
+            _refuse("dns_failure", f"resolving {host} returned something that is not an address")
         if ip not in addresses:
             addresses.append(ip)
     return addresses
@@ -511,11 +513,10 @@ def _check_target(
     if target.scheme == "http":
         for ip in addresses:
             if not ip.is_loopback:
-                where = target.host if target.host == str(ip) else f"{target.host} ({ip})"
                 _refuse(
                     "scheme_not_allowed",
-                    f"plain http is only allowed to a loopback host, and {where} is not one; "
-                    "use https",
+                    f"plain http is only allowed to a loopback host, and {target.host} is not "
+                    "one; use https",
                 )
     # Every address must pass: picking the good one among bad ones would let an attacker who
     # controls DNS steer some fetches inside anyway.
@@ -651,7 +652,7 @@ def _connect(
             sock.connect(sockaddr)
         except TimeoutError:
             sock.close()
-            _refuse("timeout", f"connecting to {target.host} ({ip}) took longer than allowed")
+            _refuse("timeout", f"connecting to {target.host} took longer than allowed")
         except OSError as exc:
             sock.close()
             last_error = exc
@@ -701,10 +702,7 @@ def _request_headers(target: ParsedTarget, extra: Mapping[str, str] | None) -> d
 
 
 def _response_headers(response: http.client.HTTPResponse) -> Mapping[str, str]:
-    """Return headers with lower-case names, repeats joined by ', '; drops duplicates' order.
-
-    A plain dict (not a MappingProxyType) so that results can be pickled or cached.
-    """
+    """Headers with lower-case names, repeats joined by ', ', as a plain (picklable) dict."""
     collected: dict[str, str] = {}
     for name, value in response.getheaders():
         key = name.lower()
@@ -799,9 +797,7 @@ def fetch_json(
     in ``headers``). A 304 answer is returned as a result with an empty body and data.
     Environment proxies are ignored on purpose: the checked address is the one connected to.
     """
-    return _request(
-        url, policy=policy, resolve=resolve, thumbprints=thumbprints, headers=headers
-    )
+    return _request(url, policy=policy, resolve=resolve, thumbprints=thumbprints, headers=headers)
 
 
 def _request(
@@ -1019,4 +1015,3 @@ def decode_json(headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
     """
     _check_content_type(headers)
     return _parse_json(body)
-

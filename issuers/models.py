@@ -36,7 +36,10 @@ class Issuer(models.Model):
         max_length=2048, help_text="The `issuer` from discovery; `iss` must equal it exactly."
     )
     jwks_uri = models.CharField(max_length=2048, blank=True)
+    # Pinned by an admin: every fetch must present one of them (on top of CA verification).
     thumbprints = models.JSONField(default=list, blank=True)
+    # Served when last fetched (discovery and JWKS hosts); recorded and shown, never enforced.
+    observed_thumbprints = models.JSONField(default=list, blank=True)
     static_jwks = models.JSONField(null=True, blank=True)
     max_expiration = models.PositiveIntegerField(default=DEFAULT_MAX_EXPIRATION)
     audiences = models.JSONField(default=list, blank=True)
@@ -67,6 +70,7 @@ class Issuer(models.Model):
     cert_issuer = models.CharField(max_length=1000, blank=True)
     cert_not_after = models.DateTimeField(null=True, blank=True)
     cert_changed_at = models.DateTimeField(null=True, blank=True)
+    cert_previous_sha256 = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["organization__login", "name"]

@@ -9,7 +9,8 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from issuers.keys import issuer_health_problem
+from issuers.certificates import pin_mismatch_failing
+from issuers.keys import STALE_AFTER, issuer_health_problem
 from issuers.models import Issuer, IssuerKey, KeyFetch
 from policies.models import AuthPolicy
 from trustportal.models import Organization
@@ -51,7 +52,22 @@ def issuer_warnings(issuer: Issuer, now: datetime) -> list[IssuerWarning]:
     problem = issuer_health_problem(issuer, now)
     if problem is not None:
         warnings.append(IssuerWarning("unhealthy", f"Tokens are refused: {problem}."))
-    if issuer.last_error and (
+    if pin_mismatch_failing(issuer):
+        refused_from = (
+            f"from {issuer.last_success_at + STALE_AFTER:%Y-%m-%d %H:%M} UTC"
+            if issuer.last_success_at
+            else "until a fetch succeeds"
+        )
+        warnings.append(
+            IssuerWarning(
+                "pin_mismatch",
+                f"The issuer's host serves a TLS certificate that matches none of the pinned "
+                f"thumbprints ({issuer.last_error}). Key refreshes fail, and its tokens are "
+                f"refused {refused_from}. If the issuer renewed its certificate, regenerate the "
+                "thumbprints, or remove the pins to trust the certificate authorities instead.",
+            )
+        )
+    elif issuer.last_error and (
         issuer.last_success_at is None
         or (issuer.last_error_at and issuer.last_error_at > issuer.last_success_at)
     ):
@@ -73,10 +89,17 @@ def issuer_warnings(issuer: Issuer, now: datetime) -> list[IssuerWarning]:
                 )
             )
     if issuer.cert_changed_at and now - issuer.cert_changed_at < CERT_WARNING_WINDOW:
+        was = f" (was {issuer.cert_previous_sha256})" if issuer.cert_previous_sha256 else ""
+        trust = (
+            "It matches a pinned thumbprint."
+            if issuer.cert_sha256 in issuer.thumbprints
+            else "It is trusted through the certificate authorities; fetches keep working."
+        )
         warnings.append(
             IssuerWarning(
                 "certificate_changed",
-                f"The served certificate changed on {issuer.cert_changed_at:%Y-%m-%d %H:%M} UTC.",
+                f"The served TLS certificate changed on {issuer.cert_changed_at:%Y-%m-%d %H:%M} "
+                f"UTC: it is now {issuer.cert_sha256}{was}. {trust}",
             )
         )
     if (

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -12,7 +14,10 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from issuers import limits
+from issuers.certificates import note_fetch_refused, record_served_certificate
 from issuers.discovery import (
+    Deadline,
     Discovered,
     DiscoveryError,
     Fetch,
@@ -60,15 +65,47 @@ def outbound_policy(config: TrustPortalConfig | None = None) -> OutboundPolicy:
 
 @dataclass(frozen=True)
 class Outbound:
-    """How to reach issuers: the guard's policy plus the injectable resolver and fetcher."""
+    """How to reach issuers: the guard's policy plus the injectable resolver and fetcher.
+
+    `total_timeout` bounds a whole operation (discovery and JWKS together); `slot` is entered
+    around each operation's fetches (a per-organization concurrency limit for web requests).
+    """
 
     policy: OutboundPolicy
     resolve: Resolver = system_resolve
     fetch: Fetch = fetch_json
+    total_timeout: float | None = None
+    slot: Callable[[], AbstractContextManager[object]] = nullcontext
 
 
 def default_outbound() -> Outbound:
+    """For workers: each fetch bounded by the guard's timeout, no concurrency limit."""
     return Outbound(policy=outbound_policy())
+
+
+def web_outbound(organization: Organization) -> Outbound:
+    """For web requests: one short deadline per operation, one operation at a time per org."""
+    return Outbound(
+        policy=outbound_policy(),
+        total_timeout=limits.WEB_DEADLINE,
+        slot=partial(limits.organization_fetch_slot, organization.pk),
+    )
+
+
+def _discover(url: str, thumbprints: Sequence[str], outbound: Outbound) -> Discovered:
+    """Discovery under the outbound's slot and deadline; refusals become IssuerInvalid."""
+    try:
+        with outbound.slot():
+            return discover(
+                url,
+                policy=outbound.policy,
+                thumbprints=thumbprints,
+                resolve=outbound.resolve,
+                fetch=outbound.fetch,
+                total_timeout=outbound.total_timeout,
+            )
+    except DiscoveryError as exc:
+        raise IssuerInvalid(exc.message, reason=exc.reason) from exc
 
 
 # --- input validation ---------------------------------------------------------------------------
@@ -154,16 +191,7 @@ def issuer_preview(
     url = url.strip()
     if not url:
         raise IssuerInvalid("url is required")
-    try:
-        discovered = discover(
-            url,
-            policy=outbound.policy,
-            thumbprints=clean_thumbprints(list(thumbprints)),
-            resolve=outbound.resolve,
-            fetch=outbound.fetch,
-        )
-    except DiscoveryError as exc:
-        raise IssuerInvalid(exc.message, reason=exc.reason) from exc
+    discovered = _discover(url, clean_thumbprints(list(thumbprints)), outbound)
     return IssuerPreview(url=url, discovered=discovered)
 
 
@@ -183,9 +211,10 @@ def issuer_register(
 ) -> Issuer:
     """Register an issuer for an organization: discovery and keys unless a static JWKS is given.
 
-    Given thumbprints must match a served certificate (the error names the computed one); without
-    them the served certificates' thumbprints are pinned. Does not create any allow policy: a new
-    issuer denies everything until an admin writes one.
+    Given thumbprints are pinned and must match a served certificate (the error names the
+    computed one). Without them nothing is pinned: the hosts are verified against the trusted
+    CAs and the served thumbprints are recorded as observed. Does not create any allow policy:
+    a new issuer denies everything until an admin writes one.
     """
     now = now or timezone.now()
     if not isinstance(url, str) or not url.strip():
@@ -208,6 +237,7 @@ def issuer_register(
     if allowed is not None:
         fields["algorithms"] = allowed
     certificate: Certificate | None = None
+    observed: list[str] | None = None
     if static is not None:
         if pinned:
             raise IssuerInvalid("thumbprints apply only to issuers whose keys are fetched")
@@ -216,18 +246,21 @@ def issuer_register(
         key_set = KeySet(keys=keys, etag="", max_age=None, certificate=None, status=200)
     else:
         discovered = issuer_preview(url=url, thumbprints=pinned, outbound=outbound).discovered
-        fields.update(
-            issuer=discovered.issuer,
-            jwks_uri=discovered.jwks_uri,
-            thumbprints=pinned or discovered.thumbprints,
-        )
+        fields.update(issuer=discovered.issuer, jwks_uri=discovered.jwks_uri, thumbprints=pinned)
         key_set = discovered.keys
-        certificate = discovered.certificates[0] if discovered.certificates else None
+        certificate, observed = key_set.certificate, discovered.thumbprints
     _check_unique(organization, fields["issuer"], fields["name"])
     try:
         with transaction.atomic():
             issuer = Issuer.objects.create(**fields)
-            _record_keys(issuer, key_set, trigger="register", now=now, certificate=certificate)
+            _record_keys(
+                issuer,
+                key_set,
+                trigger="register",
+                now=now,
+                certificate=certificate,
+                observed=observed,
+            )
             policy_create_for_issuer(issuer=issuer, now=now)
     except IntegrityError as exc:  # a concurrent registration won the race
         raise IssuerConflict("this issuer or name is already registered") from exc
@@ -324,30 +357,29 @@ def _clean_bool(name: str, value: Any) -> bool:
 
 
 def _verify_pin(issuer: Issuer, pinned: list[str], outbound: Outbound) -> None:
-    try:
-        discover(
-            issuer.url,
-            policy=outbound.policy,
-            thumbprints=pinned,
-            resolve=outbound.resolve,
-            fetch=outbound.fetch,
-        )
-    except DiscoveryError as exc:
-        raise IssuerInvalid(exc.message, reason=exc.reason) from exc
+    _discover(issuer.url, pinned, outbound)
 
 
 def issuer_regenerate_thumbprints(*, issuer: Issuer, outbound: Outbound) -> Issuer:
-    """Re-read and pin the certificates the issuer's hosts serve now (not for static JWKS)."""
+    """Re-read the certificates the issuer's hosts serve now (not for static JWKS).
+
+    An issuer with pins gets the served thumbprints pinned instead (after a renewal); one
+    without pins only has them recorded as observed: regenerating never starts pinning. The
+    certificate-changed warning is cleared, since an admin has now looked.
+    """
     if issuer.is_static:
         raise IssuerInvalid("this issuer has a static JWKS; there is no certificate to pin")
-    preview = issuer_preview(url=issuer.url, outbound=outbound)
-    if preview.discovered.issuer != issuer.issuer:
+    discovered = issuer_preview(url=issuer.url, outbound=outbound).discovered
+    if discovered.issuer != issuer.issuer:
         raise IssuerInvalid(
-            f"discovery now names the issuer {preview.discovered.issuer!r}, not {issuer.issuer!r}"
+            f"discovery now names the issuer {discovered.issuer!r}, not {issuer.issuer!r}"
         )
-    issuer.thumbprints = preview.discovered.thumbprints
-    certificate = preview.discovered.certificates[0] if preview.discovered.certificates else None
-    _note_certificate(issuer, certificate, timezone.now())
+    if issuer.thumbprints:
+        issuer.thumbprints = discovered.thumbprints
+    record_served_certificate(
+        issuer, discovered.keys.certificate, timezone.now(), discovered=discovered.thumbprints
+    )
+    issuer.cert_changed_at = None
     issuer.save()
     return issuer
 
@@ -364,19 +396,14 @@ def refresh_interval(max_age: int | None) -> int:
     return max(MIN_REFRESH, min(MAX_REFRESH, max_age))
 
 
-def _note_certificate(issuer: Issuer, certificate: Certificate | None, now: datetime) -> None:
-    if certificate is None:
-        return
-    if issuer.cert_sha256 and issuer.cert_sha256 != certificate.sha256:
-        issuer.cert_changed_at = now
-    issuer.cert_sha256 = certificate.sha256
-    issuer.cert_subject = certificate.subject[:1000]
-    issuer.cert_issuer = certificate.issuer[:1000]
-    issuer.cert_not_after = certificate.not_after
-
-
 def _record_keys(
-    issuer: Issuer, key_set: KeySet, *, trigger: str, now: datetime, certificate: Certificate | None
+    issuer: Issuer,
+    key_set: KeySet,
+    *,
+    trigger: str,
+    now: datetime,
+    certificate: Certificate | None,
+    observed: list[str] | None = None,
 ) -> KeyFetch:
     """Make the stored keys equal the fetched set (inside the caller's transaction)."""
     existing = {k.kid: k for k in IssuerKey.objects.filter(issuer=issuer)}
@@ -418,7 +445,7 @@ def _record_keys(
     issuer.next_refresh_at = now + timedelta(seconds=interval)
     issuer.last_fetch_at = issuer.last_success_at = now
     issuer.jwks_etag = key_set.etag
-    _note_certificate(issuer, certificate, now)
+    record_served_certificate(issuer, certificate, now, discovered=observed)
     issuer.save()
     return KeyFetch.objects.create(
         issuer=issuer,
@@ -444,15 +471,18 @@ def issuer_refresh_keys(
         return None
     now = now or timezone.now()
     try:
-        key_set = fetch_keys(
-            issuer.jwks_uri,
-            policy=outbound.policy,
-            thumbprints=issuer.thumbprints,
-            etag=issuer.jwks_etag,
-            resolve=outbound.resolve,
-            fetch=outbound.fetch,
-        )
+        with outbound.slot():
+            key_set = fetch_keys(
+                issuer.jwks_uri,
+                policy=outbound.policy,
+                thumbprints=issuer.thumbprints,
+                etag=issuer.jwks_etag,
+                resolve=outbound.resolve,
+                fetch=outbound.fetch,
+                deadline=Deadline.after(outbound.total_timeout),
+            )
     except DiscoveryError as exc:
+        note_fetch_refused(issuer, exc.reason, exc.message)
         with transaction.atomic():
             locked = Issuer.objects.select_for_update().get(pk=issuer.pk)
             locked.last_fetch_at = locked.last_error_at = now
@@ -473,9 +503,10 @@ def issuer_refresh_keys(
     with transaction.atomic():
         locked = Issuer.objects.select_for_update().get(pk=issuer.pk)
         locked.last_error = locked.last_error_reason = ""
-        if key_set is None:  # 304 Not Modified
+        if key_set.not_modified:
             locked.last_fetch_at = locked.last_success_at = now
             locked.next_refresh_at = now + timedelta(seconds=locked.refresh_interval)
+            record_served_certificate(locked, key_set.certificate, now)
             locked.save()
             fetch = KeyFetch.objects.create(
                 issuer=locked, at=now, trigger=trigger, ok=True, status=304

@@ -2,7 +2,8 @@
 
 Views stay thin: they check access (`organization_for_user`), read through selectors, write
 through services, and turn a service's refusal into an error on the form. Settings are read here
-(`services.default_outbound()`) and passed down.
+(`services.web_outbound(organization)`: a short deadline and one fetch at a time per organization)
+and passed down.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from issuers import selectors, services
-from issuers.errors import IssuerConflict, IssuerInvalid
+from issuers.errors import IssuerBusy, IssuerConflict, IssuerInvalid
 from issuers.forms import IssuerEditForm, IssuerRegisterForm, IssuerSourceForm, add_service_error
 from issuers.http import Certificate
 from issuers.jwks import ParsedKey
@@ -57,7 +58,8 @@ class PreviewPage:
     jwks_uri: str
     keys: Sequence[ParsedKey]
     certificates: Sequence[Certificate]
-    thumbprints: Sequence[str]
+    thumbprints: Sequence[str]  # what the admin pins (may be none)
+    observed: Sequence[str]  # what the hosts serve now (recorded, not enforced)
     static: bool
     plain_http: bool
     provider: str | None
@@ -123,9 +125,9 @@ def issuer_register(request: HttpRequest, org: str) -> HttpResponse:
                     audiences=data["audiences"],
                     algorithms=list(data["algorithms"]),
                     single_use=bool(data["single_use"]),
-                    outbound=services.default_outbound(),
+                    outbound=services.web_outbound(organization),
                 )
-            except (IssuerInvalid, IssuerConflict) as exc:
+            except (IssuerInvalid, IssuerConflict, IssuerBusy) as exc:
                 add_service_error(form, exc)
             else:
                 messages.success(
@@ -143,7 +145,7 @@ def issuer_register(request: HttpRequest, org: str) -> HttpResponse:
         if source.is_valid():
             try:
                 preview = _preview(organization, source)
-            except (IssuerInvalid, IssuerConflict) as exc:
+            except (IssuerInvalid, IssuerConflict, IssuerBusy) as exc:
                 add_service_error(source, exc, default="url")
             else:
                 context.update(
@@ -170,23 +172,24 @@ def _preview(organization: Organization, source: IssuerSourceForm) -> PreviewPag
         issuer_value, jwks_uri = url, ""
         keys: Sequence[ParsedKey] = parsed[1]
         certificates: Sequence[Certificate] = ()
-        thumbprints: Sequence[str] = ()
+        observed: Sequence[str] = ()
     else:
         found = services.issuer_preview(
-            url=url, thumbprints=data["thumbprints"], outbound=services.default_outbound()
+            url=url, thumbprints=data["thumbprints"], outbound=services.web_outbound(organization)
         ).discovered
         issuer_value, jwks_uri = found.issuer, found.jwks_uri
         keys = found.keys.keys
         # The discovery and JWKS hosts are usually one host: show its certificate once.
         certificates = tuple({cert.sha256: cert for cert in found.certificates}.values())
-        thumbprints = data["thumbprints"] or found.thumbprints
+        observed = found.thumbprints
     return PreviewPage(
         url=url,
         issuer=issuer_value,
         jwks_uri=jwks_uri,
         keys=keys,
         certificates=certificates,
-        thumbprints=thumbprints,
+        thumbprints=data["thumbprints"],
+        observed=observed,
         static=data["jwks"] is not None,
         plain_http=urlsplit(url).scheme.lower() == "http",
         provider=known_provider(url),
@@ -207,9 +210,11 @@ def issuer_detail(request: HttpRequest, org: str, issuer_id: UUID) -> HttpRespon
         if form.is_valid():
             try:
                 services.issuer_update(
-                    issuer=issuer, data=form.service_data(), outbound=services.default_outbound()
+                    issuer=issuer,
+                    data=form.service_data(),
+                    outbound=services.web_outbound(organization),
                 )
-            except (IssuerInvalid, IssuerConflict) as exc:
+            except (IssuerInvalid, IssuerConflict, IssuerBusy) as exc:
                 # issuer_update sets fields on the instance before it refuses; show what is saved.
                 issuer.refresh_from_db()
                 add_service_error(form, exc)
@@ -243,9 +248,13 @@ def issuer_refresh(request: HttpRequest, org: str, issuer_id: UUID) -> HttpRespo
     """Fetch the issuer's keys now and say how it went; a failure keeps the previous keys."""
     organization, _role = organization_for_user(request.user, org, Need.ADMIN)
     issuer = _issuer_or_404(organization, issuer_id)
-    fetch = services.issuer_refresh_keys(
-        issuer=issuer, trigger="manual", outbound=services.default_outbound()
-    )
+    try:
+        fetch = services.issuer_refresh_keys(
+            issuer=issuer, trigger="manual", outbound=services.web_outbound(organization)
+        )
+    except IssuerBusy as exc:
+        messages.error(request, exc.message)
+        return _to_detail(issuer)
     if fetch is None:
         messages.info(request, "This issuer has a static key set; there is nothing to fetch.")
     elif not fetch.ok:
@@ -265,12 +274,14 @@ def issuer_refresh(request: HttpRequest, org: str, issuer_id: UUID) -> HttpRespo
 @login_required
 @require_POST
 def issuer_regenerate_thumbprints(request: HttpRequest, org: str, issuer_id: UUID) -> HttpResponse:
-    """Pin the certificates the issuer's hosts serve now (refused for static key sets)."""
+    """Re-read the served certificates: re-pin them if the issuer pins (not for static keys)."""
     organization, _role = organization_for_user(request.user, org, Need.ADMIN)
     issuer = _issuer_or_404(organization, issuer_id)
     try:
-        services.issuer_regenerate_thumbprints(issuer=issuer, outbound=services.default_outbound())
-    except (IssuerInvalid, IssuerConflict) as exc:
+        services.issuer_regenerate_thumbprints(
+            issuer=issuer, outbound=services.web_outbound(organization)
+        )
+    except (IssuerInvalid, IssuerConflict, IssuerBusy) as exc:
         messages.error(request, f"The thumbprints were not changed: {exc.message}.")
     else:
         pinned = len(issuer.thumbprints)
@@ -278,6 +289,9 @@ def issuer_regenerate_thumbprints(request: HttpRequest, org: str, issuer_id: UUI
             request,
             f"Pinned {pinned} certificate thumbprint{'s' if pinned != 1 else ''}."
             if pinned
+            else "Recorded the certificate served now as observed. This issuer pins no "
+            "thumbprints: its hosts are verified against the trusted certificate authorities."
+            if issuer.observed_thumbprints
             else "The issuer is served over plain HTTP; there is no certificate to pin.",
         )
     return _to_detail(issuer)
@@ -300,7 +314,7 @@ def issuer_set_enabled(request: HttpRequest, org: str, issuer_id: UUID) -> HttpR
             data={"name": issuer.name, "enabled": enabled},
             outbound=services.default_outbound(),
         )
-    except (IssuerInvalid, IssuerConflict) as exc:
+    except (IssuerInvalid, IssuerConflict, IssuerBusy) as exc:
         messages.error(request, exc.message)
     else:
         messages.success(

@@ -164,3 +164,17 @@ def test_cross_org_is_404(api_client, org, local_issuer) -> None:
         assert response.status_code == 404, (method, url)
         assert local_issuer.url not in response.content.decode()
     assert Issuer.objects.count() == 1
+
+
+def test_registration_error_does_not_name_what_a_host_resolves_to(
+    api_client, org, admin_token, settings
+) -> None:
+    import dataclasses
+
+    settings.TRUSTPORTAL = dataclasses.replace(settings.TRUSTPORTAL, issuer_allowed_networks=())
+    response = register(auth(api_client, admin_token), "acme", "https://localhost/")
+    assert response.status_code == 400
+    message = response.json()["message"]
+    assert "localhost resolves to a non-public address" in message
+    for detail in ("127.0.0.1", "::1", "loopback"):
+        assert detail not in message

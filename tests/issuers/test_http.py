@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import http
 import ipaddress
+import logging
 import pickle
 import socket
 import ssl
@@ -381,11 +382,42 @@ def test_literal_hosts_never_call_the_resolver() -> None:
     assert resolver.calls == []
 
 
-def test_private_resolution_message_names_the_address() -> None:
+def test_private_resolution_message_does_not_name_the_address(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     resolver = FakeResolver({"evil.test": ["10.0.0.5"]})
-    error = refused(lambda: fetch_json("https://evil.test/", policy=STRICT, resolve=resolver))
+    with caplog.at_level(logging.WARNING, logger="issuers.http"):
+        error = refused(lambda: fetch_json("https://evil.test/", policy=STRICT, resolve=resolver))
     assert error.reason == "address_not_allowed"
-    assert "resolves to a private address 10.0.0.5" in error.message
+    assert error.message == "evil.test resolves to a non-public address, which is not allowed"
+    assert "10.0.0.5" not in error.message and "private" not in error.message
+    # The operator's log keeps what the name resolved to.
+    assert "evil.test" in caplog.text and "10.0.0.5" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("policy", "addresses"),
+    [
+        (STRICT, ["192.168.7.7"]),
+        (STRICT, ["2001:db8::7"]),
+        (STRICT, ["::ffff:10.0.0.7"]),
+        (STRICT, ["93.184.216.34", "172.16.5.5"]),
+        # plain http to an allowed (internal) network that is not loopback
+        (
+            OutboundPolicy(allow_http=True, allowed_networks=(ipaddress.ip_network("10.0.0.0/8"),)),
+            ["10.0.0.7"],
+        ),
+    ],
+)
+def test_no_refusal_names_what_a_host_resolves_to(
+    policy: OutboundPolicy, addresses: list[str]
+) -> None:
+    resolver = FakeResolver({"internal.test": addresses})
+    url = "http://internal.test/" if policy.allow_http else "https://internal.test/"
+    error = refused(lambda: fetch_json(url, policy=policy, resolve=resolver))
+    assert error.reason in ("address_not_allowed", "scheme_not_allowed")
+    for address in addresses:
+        assert address not in error.message, error.message
 
 
 @pytest.mark.parametrize(
@@ -418,7 +450,8 @@ def test_one_bad_address_taints_the_whole_name() -> None:
     resolver = FakeResolver({"mixed.test": [PUBLIC_IP, "169.254.169.254"]})
     error = refused(lambda: check_url("https://mixed.test/", policy=STRICT, resolve=resolver))
     assert error.reason == "address_not_allowed"
-    assert "169.254.169.254" in error.message
+    assert "resolves to a non-public address" in error.message
+    assert "169.254.169.254" not in error.message
 
 
 def test_mapped_address_is_refused_even_inside_allowed_networks() -> None:
@@ -426,7 +459,8 @@ def test_mapped_address_is_refused_even_inside_allowed_networks() -> None:
     resolver = FakeResolver({"mapped.test": ["::ffff:10.0.0.5"]})
     error = refused(lambda: check_url("https://mapped.test/", policy=policy, resolve=resolver))
     assert error.reason == "address_not_allowed"
-    assert "IPv4-mapped" in error.message
+    assert "resolves to a non-public address" in error.message
+    assert "10.0.0.5" not in error.message
 
 
 def test_non_canonical_message_is_clear() -> None:

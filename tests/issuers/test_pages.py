@@ -144,7 +144,7 @@ def https_issuer(
         yield dev
 
 
-def test_wizard_shows_the_certificate_and_pins_it(
+def test_wizard_shows_the_certificate_and_records_it_as_observed(
     world, https_issuer: DevIssuer, tls_material: TLSMaterial
 ) -> None:
     client = signed_in("alice")
@@ -155,8 +155,38 @@ def test_wizard_shows_the_certificate_and_pins_it(
     assert "CN=trustportal test CA" in page  # issued by
     assert f"{tls_material.leaf_not_after:%Y-%m-%d}" in page
     assert "plain HTTP" not in page
-    # Step 2 carries the thumbprint the admin was shown, so that is what gets pinned.
+    # Nothing entered, nothing pinned: step 2 carries no thumbprint, the page says why.
+    assert 'name="thumbprints" value=""' in page or 'name="thumbprints" id' in page
+    assert f'name="thumbprints" value="{tls_material.leaf_sha256}"' not in page
+    assert "No thumbprints are pinned" in page
+
+    response = client.post(url("register", "orga"), settings_step(https_issuer.url))
+    assert response.status_code == 302
+    issuer = Issuer.objects.get()
+    assert issuer.thumbprints == []
+    assert issuer.observed_thumbprints == [tls_material.leaf_sha256]
+    detail = text(client.get(response["Location"]))
+    assert "Observed thumbprints" in detail and tls_material.leaf_sha256 in detail
+    assert "verified against the trusted certificate authorities" in detail
+    again = text(client.post(url("regenerate-thumbprints", "orga", issuer), follow=True))
+    assert "Recorded the certificate served now as observed" in again
+    issuer.refresh_from_db()
+    assert issuer.thumbprints == []  # regenerating never starts pinning
+
+
+def test_wizard_pins_the_thumbprints_the_admin_entered(
+    world, https_issuer: DevIssuer, tls_material: TLSMaterial
+) -> None:
+    client = signed_in("alice")
+    page = text(
+        client.post(
+            url("register", "orga"),
+            {"url": https_issuer.url, "thumbprints": tls_material.leaf_sha256.upper()},
+        )
+    )
+    # Step 2 carries the thumbprint the admin entered, so that is what gets pinned.
     assert f'name="thumbprints" value="{tls_material.leaf_sha256}"' in page
+    assert "Thumbprints that will be pinned" in page
 
     response = client.post(
         url("register", "orga"),
@@ -167,6 +197,7 @@ def test_wizard_shows_the_certificate_and_pins_it(
     assert issuer.thumbprints == [tls_material.leaf_sha256]
     detail = text(client.get(response["Location"]))
     assert tls_material.leaf_sha256 in detail and "CN=localhost" in detail
+    assert "enforced: every fetch must present one of them" in detail
     again = text(client.post(url("regenerate-thumbprints", "orga", issuer), follow=True))
     assert "Pinned 1 certificate thumbprint." in again
 
@@ -204,6 +235,19 @@ def test_private_address_is_refused_in_plain_words(world) -> None:
     assert "10.0.0.5 is a private address, which is not allowed" in page
     assert "Issuers must be reachable at a public address" in page
     assert "Please correct the problem" in page
+    assert not Issuer.objects.exists()
+
+
+def test_wizard_does_not_name_what_a_host_resolves_to(world, settings: Any) -> None:
+    # No network is allowed: "localhost" resolves (through the system resolver) to loopback.
+    settings.TRUSTPORTAL = dataclasses.replace(settings.TRUSTPORTAL, issuer_allowed_networks=())
+    response = signed_in("alice").post(url("register", "orga"), {"url": "https://localhost/"})
+    page = text(response)
+    assert response.status_code == 200
+    assert "localhost resolves to a non-public address, which is not allowed" in page
+    assert "127.0.0.1" not in page
+    assert "::1" not in page
+    assert "a loopback address" not in page
     assert not Issuer.objects.exists()
 
 

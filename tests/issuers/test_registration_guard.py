@@ -82,11 +82,14 @@ def test_hostile_urls_are_refused_without_any_connection(org, local_issuer: DevI
     assert not Issuer.objects.exists()
 
 
-def test_private_address_is_explained(org) -> None:
+def test_private_address_is_refused_without_naming_it(org) -> None:
     strict = Outbound(policy=OutboundPolicy(), resolve=test_resolver)
-    with pytest.raises(IssuerInvalid) as info:
-        issuer_register(organization=org, url="https://mixed.test/", outbound=strict)
-    assert "10.0.0.5" in info.value.message
+    for url in ("https://mixed.test/", "https://metadata.test/", "https://rebind.test/"):
+        with pytest.raises(IssuerInvalid) as info:
+            issuer_register(organization=org, url=url, outbound=strict)
+        assert "resolves to a non-public address" in info.value.message
+        for address in ("10.0.0.5", "169.254.169.254", "127.0.0.1", "93.184.216.34"):
+            assert address not in info.value.message
 
 
 def test_redirect_to_metadata_is_refused(org, local_issuer: DevIssuer, outbound) -> None:
@@ -131,11 +134,12 @@ def tls_outbound(tls: TLSMaterial) -> Outbound:
     return Outbound(policy=OutboundPolicy(allowed_networks=LOOPBACK, ca_bundle=str(tls.ca_pem)))
 
 
-def test_https_registration_pins_the_served_certificate(
+def test_https_registration_records_the_served_certificate_without_pinning_it(
     org, https_issuer, tls, tls_outbound
 ) -> None:
     issuer = issuer_register(organization=org, url=https_issuer.url, outbound=tls_outbound)
-    assert issuer.thumbprints == [tls.leaf_sha256]
+    assert issuer.thumbprints == []  # nothing the admin chose: trust comes from the CA
+    assert issuer.observed_thumbprints == [tls.leaf_sha256]
     assert issuer.cert_sha256 == tls.leaf_sha256
     assert issuer.cert_not_after is not None
     assert "localhost" in issuer.cert_subject

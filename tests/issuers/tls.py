@@ -23,6 +23,7 @@ class TLSMaterial:
     """Paths and facts about one generated CA + leaf pair; it holds no live objects."""
 
     ca_pem: Path
+    ca_key_pem: Path
     leaf_pem: Path
     key_pem: Path
     leaf_der: bytes
@@ -89,6 +90,66 @@ def make_tls_material(
         .sign(ca_key, hashes.SHA256())
     )
 
+    ca_pem = directory / "ca.pem"
+    ca_key_pem = directory / "ca.key"
+    ca_pem.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    ca_key_pem.write_bytes(_private_pem(ca_key))
+    return _issue_leaf(
+        directory,
+        ca_pem=ca_pem,
+        ca_key_pem=ca_key_pem,
+        common_name=common_name,
+        dns_names=dns_names,
+        ip_addresses=ip_addresses,
+        valid_days=valid_days,
+    )
+
+
+def renew_leaf(material: TLSMaterial, directory: Path, *, valid_days: int = 30) -> TLSMaterial:
+    """A new leaf (new key, new serial) from the same CA for the same names: a routine renewal."""
+    ca = x509.load_pem_x509_certificate(material.ca_pem.read_bytes())
+    leaf = x509.load_pem_x509_certificate(material.leaf_pem.read_bytes())
+    sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    common_name = leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+    directory.mkdir(parents=True, exist_ok=True)
+    renewed = _issue_leaf(
+        directory,
+        ca_pem=material.ca_pem,
+        ca_key_pem=material.ca_key_pem,
+        common_name=str(common_name),
+        dns_names=sans.get_values_for_type(x509.DNSName),
+        ip_addresses=[str(ip) for ip in sans.get_values_for_type(x509.IPAddress)],
+        valid_days=valid_days,
+    )
+    assert renewed.leaf_issuer == ca.subject.rfc4514_string()
+    return renewed
+
+
+def _private_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _issue_leaf(
+    directory: Path,
+    *,
+    ca_pem: Path,
+    ca_key_pem: Path,
+    common_name: str,
+    dns_names: Sequence[str],
+    ip_addresses: Sequence[str],
+    valid_days: int,
+) -> TLSMaterial:
+    """Sign a fresh leaf with the CA in ca_pem/ca_key_pem; writes leaf.pem and leaf.key."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    ca_cert = x509.load_pem_x509_certificate(ca_pem.read_bytes())
+    ca_key = serialization.load_pem_private_key(ca_key_pem.read_bytes(), password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    ca_ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    ca_subject = ca_cert.subject
     leaf_key = ec.generate_private_key(ec.SECP256R1())
     sans: list[x509.GeneralName] = [x509.DNSName(name) for name in dns_names]
     sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ip_addresses]
@@ -113,21 +174,14 @@ def make_tls_material(
         .sign(ca_key, hashes.SHA256())
     )
 
-    ca_pem = directory / "ca.pem"
     leaf_pem = directory / "leaf.pem"
     key_pem = directory / "leaf.key"
-    ca_pem.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     leaf_pem.write_bytes(leaf_cert.public_bytes(serialization.Encoding.PEM))
-    key_pem.write_bytes(
-        leaf_key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    key_pem.write_bytes(_private_pem(leaf_key))
     leaf_der = leaf_cert.public_bytes(serialization.Encoding.DER)
     return TLSMaterial(
         ca_pem=ca_pem,
+        ca_key_pem=ca_key_pem,
         leaf_pem=leaf_pem,
         key_pem=key_pem,
         leaf_der=leaf_der,
