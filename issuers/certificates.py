@@ -28,17 +28,18 @@ def record_served_certificate(
     now: datetime,
     *,
     discovered: Sequence[str] | None = None,
-) -> None:
-    """Note the key host's certificate on the issuer; a change is recorded and logged.
+) -> bool:
+    """Note the key host's certificate on the issuer; a change is recorded, logged, and True.
 
     `certificate` is the JWKS host's (the host every refresh reads). `discovered` are all the
     thumbprints seen by a full discovery (registration, regeneration); without it only the
     JWKS host's entry of the observed thumbprints is replaced. Does not decide trust.
     """
     if certificate is None:
-        return
+        return False
     previous = issuer.cert_sha256
-    if previous and previous != certificate.sha256:
+    changed = bool(previous and previous != certificate.sha256)
+    if changed:
         issuer.cert_changed_at = now
         issuer.cert_previous_sha256 = previous
         logger.warning(
@@ -57,6 +58,7 @@ def record_served_certificate(
     issuer.cert_subject = certificate.subject[:1000]
     issuer.cert_issuer = certificate.issuer[:1000]
     issuer.cert_not_after = certificate.not_after
+    return changed
 
 
 def note_fetch_refused(issuer: Issuer, reason: str, message: str) -> None:

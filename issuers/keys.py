@@ -16,6 +16,8 @@ from issuers.jwks import KID_PATTERN, algorithm_fits_key, load_public_key
 from issuers.models import Issuer, IssuerKey
 
 STALE_AFTER = timedelta(days=7)
+# Warn this long before the last good key set goes stale.
+STALE_WARNING = timedelta(days=2)
 ON_DEMAND_INTERVAL = timedelta(seconds=60)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from issuers.certificates import pin_mismatch_failing
-from issuers.keys import STALE_AFTER, issuer_health_problem
+from issuers.keys import STALE_AFTER, STALE_WARNING, issuer_health_problem
 from issuers.models import Issuer, IssuerKey, KeyFetch
 from policies.models import AuthPolicy
 from trustportal.models import Organization
@@ -76,6 +76,20 @@ def issuer_warnings(issuer: Issuer, now: datetime) -> list[IssuerWarning]:
                 "fetch_failing",
                 f"Fetching keys fails ({issuer.last_error}); the last good key set is used "
                 "for up to 7 days after the last success.",
+            )
+        )
+    if (
+        problem is None
+        and issuer.last_success_at is not None
+        and not issuer.is_static
+        and now - issuer.last_success_at > STALE_AFTER - STALE_WARNING
+    ):
+        warnings.append(
+            IssuerWarning(
+                "keys_going_stale",
+                f"The keys were last fetched {issuer.last_success_at:%Y-%m-%d %H:%M} UTC; unless "
+                f"a fetch succeeds, tokens are refused from "
+                f"{issuer.last_success_at + STALE_AFTER:%Y-%m-%d %H:%M} UTC.",
             )
         )
     if issuer.thumbprints and issuer.cert_not_after and issuer.cert_sha256 in issuer.thumbprints:

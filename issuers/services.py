@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from issuers import limits
+from issuers import alerts, limits
 from issuers.certificates import note_fetch_refused, record_served_certificate
 from issuers.discovery import (
     Deadline,
@@ -445,8 +445,10 @@ def _record_keys(
     issuer.next_refresh_at = now + timedelta(seconds=interval)
     issuer.last_fetch_at = issuer.last_success_at = now
     issuer.jwks_etag = key_set.etag
-    record_served_certificate(issuer, certificate, now, discovered=observed)
+    changed = record_served_certificate(issuer, certificate, now, discovered=observed)
     issuer.save()
+    if changed:
+        alerts.certificate_changed(issuer)
     return KeyFetch.objects.create(
         issuer=issuer,
         at=now,
@@ -485,6 +487,7 @@ def issuer_refresh_keys(
         note_fetch_refused(issuer, exc.reason, exc.message)
         with transaction.atomic():
             locked = Issuer.objects.select_for_update().get(pk=issuer.pk)
+            was_failing = bool(locked.last_error)
             locked.last_fetch_at = locked.last_error_at = now
             locked.last_error, locked.last_error_reason = exc.message[:1000], exc.reason
             # Retry a failing issuer sooner than a healthy one, but not in a tight loop.
@@ -498,6 +501,8 @@ def issuer_refresh_keys(
                 reason=exc.reason,
                 message=exc.message[:1000],
             )
+            if not was_failing:
+                alerts.fetch_started_failing(locked, exc.reason, exc.message)
         issuer.refresh_from_db()
         return fetch
     with transaction.atomic():
@@ -506,8 +511,10 @@ def issuer_refresh_keys(
         if key_set.not_modified:
             locked.last_fetch_at = locked.last_success_at = now
             locked.next_refresh_at = now + timedelta(seconds=locked.refresh_interval)
-            record_served_certificate(locked, key_set.certificate, now)
+            changed = record_served_certificate(locked, key_set.certificate, now)
             locked.save()
+            if changed:
+                alerts.certificate_changed(locked)
             fetch = KeyFetch.objects.create(
                 issuer=locked, at=now, trigger=trigger, ok=True, status=304
             )

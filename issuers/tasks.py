@@ -9,7 +9,7 @@ from celery import shared_task
 from django.db.models import Q
 from django.utils import timezone
 
-from issuers import services
+from issuers import alerts, services
 from issuers.models import Issuer
 
 logger = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def refresh_due_issuer_keys() -> int:
 
 @shared_task(acks_late=True, ignore_result=True)
 def report_issuer_warnings() -> int:
-    """Daily: log every issuer warning (certificate expiry, changed certificate or keys)."""
+    """Daily: log every issuer warning; alert the organization of those it must act on."""
     from issuers.selectors import issuer_warnings
 
     now = timezone.now()
@@ -54,6 +54,8 @@ def report_issuer_warnings() -> int:
     for issuer in Issuer.objects.filter(enabled=True).select_related("organization"):
         for warning in issuer_warnings(issuer, now):
             count += 1
+            if warning.code in alerts.DAILY:
+                alerts.reminder(issuer, warning.code, warning.message)
             logger.warning(
                 "issuer %s (%s/%s): %s",
                 issuer.pk,
