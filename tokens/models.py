@@ -298,15 +298,20 @@ class ExchangeEvent(models.Model):
 
 
 class UsedJti(models.Model):
-    """A consumed `jti` of a single-use issuer (the embedded default's replay store)."""
+    """A consumed `jti` of a single-use issuer: the durable replay record (SHA-256 of the jti).
+
+    Claimed by `tokens.replay.claim_jti` in one INSERT … ON CONFLICT; purged after `expires`.
+    """
 
     issuer_id = models.UUIDField()
-    jti = models.CharField(max_length=256)
+    jti_sha256 = models.CharField(max_length=64)
     expires = models.DateTimeField()
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["issuer_id", "jti"], name="used_jti_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["issuer_id", "jti_sha256"], name="used_jti_hash_unique")
+        ]
         indexes = [models.Index(fields=["expires"], name="used_jti_expires")]
 
     def __str__(self) -> str:
-        return f"{self.issuer_id}:{self.jti}"
+        return f"{self.issuer_id}:{self.jti_sha256[:12]}…"
