@@ -37,15 +37,20 @@ class OAuthError(ServiceError):
         self.reason = reason
         self.detail = detail  # for the exchange event and logs only
 
+    @property
+    def public_reason(self) -> str:
+        """The reason code the caller sees (the event keeps `reason`)."""
+        return self.reason
+
     def headers(self) -> dict[str, str]:
         return {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
     def body(self, request_id: str) -> dict[str, Any]:
         return {
             "error": self.error,
-            "error_description": f"{self.description} (reason: {self.reason}, "
+            "error_description": f"{self.description} (reason: {self.public_reason}, "
             f"request id: {request_id})",
-            "reason": self.reason,
+            "reason": self.public_reason,
             "request_id": request_id,
         }
 
@@ -53,6 +58,18 @@ class OAuthError(ServiceError):
 class InvalidRequest(OAuthError):
     error = "invalid_request"
     description = "The request or its subject token was refused."
+
+
+class UntrustedToken(InvalidRequest):
+    """The token is not for here: unknown organization or issuer, disabled issuer, wrong audience.
+
+    All four answer the caller the same (`untrusted_token`), so the public endpoint does not say
+    whether an organization exists or which issuers it trusts; `reason` (the event's) keeps which.
+    """
+
+    @property
+    def public_reason(self) -> str:
+        return "untrusted_token"
 
 
 class UnsupportedGrantType(OAuthError):

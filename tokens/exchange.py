@@ -28,7 +28,7 @@ from policies.matching import Evaluation, Grant, TokenRequest
 from policies.models import AuthPolicy
 from policies.selectors import compiled_policy
 from tokens import ratelimit
-from tokens.errors import InvalidRequest, InvalidScope, InvalidTarget, OAuthError, RateLimited
+from tokens.errors import InvalidRequest, InvalidScope, OAuthError, RateLimited, UntrustedToken
 from tokens.minting import Minted, mint
 from tokens.models import AccessToken, Decision, ExchangeEvent
 from tokens.recording import record_allowed
@@ -253,15 +253,14 @@ def exchange(
             _enforce_rate_limit(f"ip:{caller.client_ip}", config.rate_limit_per_ip)
         request = parse_request(attempt.raw, audience_prefix=config.audience_prefix)
         attempt.request = request
+        # An unknown organization is refused where an unknown issuer is, by the same steps and
+        # with the same answer: the endpoint is no oracle of organizations or their issuers.
         attempt.organization = organization_by_login(request.organization)
-        if attempt.organization is None:
-            raise InvalidTarget("unknown_organization", request.organization)
         attempt.unverified = decode_unverified(request.subject_token)
-        organization = attempt.organization
         verified = verify_subject_token(
             attempt.unverified,
             request.subject_token,
-            issuer_for=lambda iss: _issuer_for(attempt, organization, iss),
+            issuer_for=lambda iss: _issuer_for(attempt, request.organization, iss),
             audience=request.audience,
             key_for=lambda issuer, kid, alg: _key_for(attempt, issuer, kid, alg, refresh),
             now=attempt.now,
@@ -282,6 +281,7 @@ def exchange(
             ):
                 raise InvalidRequest("jti_replayed")
         grant = _evaluate(attempt, verified, request)
+        assert attempt.organization is not None  # an issuer was found in it
         target = _grant_target(attempt.organization, grant)
         minted = mint(
             request, grant, max_expiration=verified.issuer.max_expiration, now=attempt.now, rng=rng
@@ -300,8 +300,10 @@ def exchange(
     )
 
 
-def _issuer_for(attempt: _Attempt, organization: Organization, iss: str) -> Issuer | None:
-    found = exchange_issuer(organization_id=organization.pk, iss=iss)
+def _issuer_for(attempt: _Attempt, login: str, iss: str) -> Issuer | None:
+    if attempt.organization is None:
+        raise UntrustedToken("unknown_organization", login[:200])
+    found = exchange_issuer(organization_id=attempt.organization.pk, iss=iss)
     if found is None:
         return None
     issuer, attempt.issuer_policy = found

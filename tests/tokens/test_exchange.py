@@ -146,7 +146,6 @@ def test_deny_wins_and_the_caller_sees_no_policy_detail(api_client, local_issuer
             "unsupported_grant_type",
         ),
         ({"grant_type": None}, 400, "unsupported_grant_type", "unsupported_grant_type"),
-        ({"audience": "urn:pulumi:org:nope"}, 400, "invalid_target", "unknown_organization"),
         ({"audience": "https://example.com"}, 400, "invalid_target", "bad_audience"),
         ({"audience": None}, 400, "invalid_request", "missing_audience"),
         ({"subject_token": None}, 400, "invalid_request", "missing_subject_token"),
@@ -187,9 +186,16 @@ def test_request_errors(api_client, local_issuer, overrides, status, error, reas
 
 
 def test_unknown_org_is_recorded_without_an_org(api_client, local_issuer) -> None:
-    post_json(api_client, exchange_body(local_issuer.mint(), audience="urn:pulumi:org:ghost"))
+    """The caller sees `untrusted_token`, not whether the org exists (test_exchange_oracle.py)."""
+    response = post_json(
+        api_client, exchange_body(local_issuer.mint(), audience="urn:pulumi:org:ghost")
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+    assert response.json()["reason"] == "untrusted_token"
     event = ExchangeEvent.objects.get()
     assert event.organization_id is None and event.organization_login == "ghost"
+    assert event.reason == "unknown_organization"
 
 
 @pytest.mark.parametrize(
