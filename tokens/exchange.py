@@ -28,6 +28,7 @@ from policies.matching import Evaluation, Grant, TokenRequest
 from policies.models import AuthPolicy
 from policies.selectors import compiled_policy
 from tokens import ratelimit
+from tokens.bounded import bound_claims
 from tokens.errors import InvalidRequest, InvalidScope, OAuthError, RateLimited, UntrustedToken
 from tokens.minting import Minted, mint
 from tokens.models import AccessToken, Decision, ExchangeEvent
@@ -119,7 +120,8 @@ class _Attempt:
             jti=(unverified.claim_text("jti") if unverified else "")[:256],
             kid=str(header.get("kid", ""))[:200],
             alg=str(header.get("alg", ""))[:20],
-            claims=claims,
+            # A refusal's claims are the sender's to choose: stored within caps only.
+            claims=claims if decision == Decision.ALLOW else bound_claims(claims),
             subject_token_sha256=unverified.sha256 if unverified else "",
             requested_token_type=(request.token_type if request else "")[:16],
             requested_scope=(request.scope if request else (raw.get("scope") if raw else ""))[:300],
