@@ -92,9 +92,10 @@ class RateLimited(OAuthError):
     error = "invalid_request"
     description = "Too many token exchange attempts; retry later."
 
-    def __init__(self, reason: str, retry_after: int) -> None:
+    def __init__(self, reason: str, retry_after: int, *, bucket: str = "") -> None:
         super().__init__(reason)
         self.retry_after = retry_after
+        self.bucket = bucket  # which limit: the attempts are counted per bucket and window
 
     def headers(self) -> dict[str, str]:
         return {**super().headers(), "Retry-After": str(self.retry_after)}

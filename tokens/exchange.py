@@ -41,6 +41,7 @@ from tokens.request import (
     parse_request,
     read_body,
 )
+from tokens.throttled import count_rate_limited
 from tokens.verification import (
     LEEWAY_SECONDS,
     UnverifiedToken,
@@ -142,6 +143,20 @@ def _record_refusal(attempt: _Attempt, error: OAuthError, audience_prefix: str) 
         login = organization_of(attempt.raw.get("audience"), audience_prefix)
         if login:
             attempt.organization = organization_by_login(login)
+    if isinstance(error, RateLimited) and error.bucket:
+        attempts = count_rate_limited(
+            bucket=error.bucket,
+            at=time.time(),
+            organization_id=attempt.organization.pk if attempt.organization else None,
+            request_id=attempt.caller.request_id,
+        )
+        if attempts > 1:  # the window's first is the event; the rest are only counted
+            logger.info(
+                "exchange rate limited request_id=%s attempts_in_window=%d",
+                attempt.caller.request_id,
+                attempts,
+            )
+            return
     event = attempt.event(
         decision=Decision.DENY, reason=error.reason, error=error.error, detail=error.detail
     )
@@ -157,7 +172,7 @@ def _record_refusal(attempt: _Attempt, error: OAuthError, audience_prefix: str) 
 def _enforce_rate_limit(bucket: str, limit: int) -> None:
     wait = ratelimit.hit(bucket, limit)
     if wait is not None:
-        raise RateLimited("rate_limited", wait)
+        raise RateLimited("rate_limited", wait, bucket=bucket)
 
 
 _organizations: dict[str, tuple[float, Organization]] = {}
