@@ -40,15 +40,20 @@ class OAuthError(ServiceError):
         # metrics and logs; never shown to the caller).
         self.organization = ""
 
+    @property
+    def public_reason(self) -> str:
+        """The reason code the caller sees (the event keeps `reason`)."""
+        return self.reason
+
     def headers(self) -> dict[str, str]:
         return {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
     def body(self, request_id: str) -> dict[str, Any]:
         return {
             "error": self.error,
-            "error_description": f"{self.description} (reason: {self.reason}, "
+            "error_description": f"{self.description} (reason: {self.public_reason}, "
             f"request id: {request_id})",
-            "reason": self.reason,
+            "reason": self.public_reason,
             "request_id": request_id,
         }
 
@@ -56,6 +61,18 @@ class OAuthError(ServiceError):
 class InvalidRequest(OAuthError):
     error = "invalid_request"
     description = "The request or its subject token was refused."
+
+
+class UntrustedToken(InvalidRequest):
+    """The token is not for here: unknown organization or issuer, disabled issuer, wrong audience.
+
+    All four answer the caller the same (`untrusted_token`), so the public endpoint does not say
+    whether an organization exists or which issuers it trusts; `reason` (the event's) keeps which.
+    """
+
+    @property
+    def public_reason(self) -> str:
+        return "untrusted_token"
 
 
 class UnsupportedGrantType(OAuthError):
@@ -78,9 +95,10 @@ class RateLimited(OAuthError):
     error = "invalid_request"
     description = "Too many token exchange attempts; retry later."
 
-    def __init__(self, reason: str, retry_after: int) -> None:
+    def __init__(self, reason: str, retry_after: int, *, bucket: str = "") -> None:
         super().__init__(reason)
         self.retry_after = retry_after
+        self.bucket = bucket  # which limit: the attempts are counted per bucket and window
 
     def headers(self) -> dict[str, str]:
         return {**super().headers(), "Retry-After": str(self.retry_after)}

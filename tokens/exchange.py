@@ -28,7 +28,8 @@ from policies.matching import Evaluation, Grant, TokenRequest
 from policies.models import AuthPolicy
 from policies.selectors import compiled_policy
 from tokens import ratelimit
-from tokens.errors import InvalidRequest, InvalidScope, InvalidTarget, OAuthError, RateLimited
+from tokens.bounded import bound_claims
+from tokens.errors import InvalidRequest, InvalidScope, OAuthError, RateLimited, UntrustedToken
 from tokens.minting import Minted, mint
 from tokens.models import AccessToken, Decision, ExchangeEvent
 from tokens.recording import record_allowed
@@ -40,6 +41,7 @@ from tokens.request import (
     parse_request,
     read_body,
 )
+from tokens.throttled import count_rate_limited
 from tokens.verification import (
     LEEWAY_SECONDS,
     UnverifiedToken,
@@ -120,7 +122,8 @@ class _Attempt:
             jti=(unverified.claim_text("jti") if unverified else "")[:256],
             kid=str(header.get("kid", ""))[:200],
             alg=str(header.get("alg", ""))[:20],
-            claims=claims,
+            # A refusal's claims are the sender's to choose: stored within caps only.
+            claims=claims if decision == Decision.ALLOW else bound_claims(claims),
             subject_token_sha256=unverified.sha256 if unverified else "",
             requested_token_type=(request.token_type if request else "")[:16],
             requested_scope=(request.scope if request else (raw.get("scope") if raw else ""))[:300],
@@ -141,6 +144,20 @@ def _record_refusal(attempt: _Attempt, error: OAuthError, audience_prefix: str) 
         login = organization_of(attempt.raw.get("audience"), audience_prefix)
         if login:
             attempt.organization = organization_by_login(login)
+    if isinstance(error, RateLimited) and error.bucket:
+        attempts = count_rate_limited(
+            bucket=error.bucket,
+            at=time.time(),
+            organization_id=attempt.organization.pk if attempt.organization else None,
+            request_id=attempt.caller.request_id,
+        )
+        if attempts > 1:  # the window's first is the event; the rest are only counted
+            logger.info(
+                "exchange rate limited request_id=%s attempts_in_window=%d",
+                attempt.caller.request_id,
+                attempts,
+            )
+            return
     event = attempt.event(
         decision=Decision.DENY, reason=error.reason, error=error.error, detail=error.detail
     )
@@ -152,7 +169,7 @@ def _record_refusal(attempt: _Attempt, error: OAuthError, audience_prefix: str) 
 def _enforce_rate_limit(bucket: str, limit: int) -> None:
     wait = ratelimit.hit(bucket, limit)
     if wait is not None:
-        raise RateLimited("rate_limited", wait)
+        raise RateLimited("rate_limited", wait, bucket=bucket)
 
 
 _organizations: dict[str, tuple[float, Organization]] = {}
@@ -250,15 +267,14 @@ def exchange(
             _enforce_rate_limit(f"ip:{caller.client_ip}", config.rate_limit_per_ip)
         request = parse_request(attempt.raw, audience_prefix=config.audience_prefix)
         attempt.request = request
+        # An unknown organization is refused where an unknown issuer is, by the same steps and
+        # with the same answer: the endpoint is no oracle of organizations or their issuers.
         attempt.organization = organization_by_login(request.organization)
-        if attempt.organization is None:
-            raise InvalidTarget("unknown_organization", request.organization)
         attempt.unverified = decode_unverified(request.subject_token)
-        organization = attempt.organization
         verified = verify_subject_token(
             attempt.unverified,
             request.subject_token,
-            issuer_for=lambda iss: _issuer_for(attempt, organization, iss),
+            issuer_for=lambda iss: _issuer_for(attempt, request.organization, iss),
             audience=request.audience,
             key_for=lambda issuer, kid, alg: _key_for(attempt, issuer, kid, alg, refresh),
             now=attempt.now,
@@ -279,6 +295,7 @@ def exchange(
             ):
                 raise InvalidRequest("jti_replayed")
         grant = _evaluate(attempt, verified, request)
+        assert attempt.organization is not None  # an issuer was found in it
         target = _grant_target(attempt.organization, grant)
         minted = mint(
             request, grant, max_expiration=verified.issuer.max_expiration, now=attempt.now, rng=rng
@@ -298,8 +315,10 @@ def exchange(
     )
 
 
-def _issuer_for(attempt: _Attempt, organization: Organization, iss: str) -> Issuer | None:
-    found = exchange_issuer(organization_id=organization.pk, iss=iss)
+def _issuer_for(attempt: _Attempt, login: str, iss: str) -> Issuer | None:
+    if attempt.organization is None:
+        raise UntrustedToken("unknown_organization", login[:200])
+    found = exchange_issuer(organization_id=attempt.organization.pk, iss=iss)
     if found is None:
         return None
     issuer, attempt.issuer_policy = found

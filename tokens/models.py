@@ -298,15 +298,50 @@ class ExchangeEvent(models.Model):
 
 
 class UsedJti(models.Model):
-    """A consumed `jti` of a single-use issuer (the embedded default's replay store)."""
+    """A consumed `jti` of a single-use issuer: the durable replay record (SHA-256 of the jti).
+
+    Claimed by `tokens.replay.claim_jti` in one INSERT … ON CONFLICT; purged after `expires`.
+    """
 
     issuer_id = models.UUIDField()
-    jti = models.CharField(max_length=256)
+    jti_sha256 = models.CharField(max_length=64)
     expires = models.DateTimeField()
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["issuer_id", "jti"], name="used_jti_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["issuer_id", "jti_sha256"], name="used_jti_hash_unique")
+        ]
         indexes = [models.Index(fields=["expires"], name="used_jti_expires")]
 
     def __str__(self) -> str:
-        return f"{self.issuer_id}:{self.jti}"
+        return f"{self.issuer_id}:{self.jti_sha256[:12]}…"
+
+
+class RateLimitedWindow(models.Model):
+    """Rate-limited exchange attempts of one bucket (client address or subject) in one window.
+
+    The first refused attempt of the window is an `ExchangeEvent` like any other; this row
+    counts all of them (`attempts`), so a flood writes one row per bucket and window, not one
+    event per attempt. Purged with the events (same retention).
+    """
+
+    bucket_sha256 = models.CharField(max_length=64)
+    bucket_kind = models.CharField(max_length=8)  # "ip" or "sub"
+    window_start = models.DateTimeField()
+    organization_id = models.BigIntegerField(null=True, blank=True)
+    first_request_id = models.CharField(max_length=64)
+    attempts = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["bucket_sha256", "window_start"], name="rate_limited_window_unique"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["organization_id", "-window_start"], name="rate_limited_org"),
+            models.Index(fields=["window_start"], name="rate_limited_window"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.bucket_kind} {self.window_start:%Y-%m-%d %H:%M}: {self.attempts} attempts"

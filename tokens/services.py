@@ -16,7 +16,15 @@ from django.utils import timezone
 from tokens.errors import TokenInvalid
 from tokens.filters import TokenFilters
 from tokens.format import display_prefix, generate_token, hash_token
-from tokens.models import AccessToken, ExchangeEvent, Permission, TokenType, UsedJti
+from tokens.models import (
+    EVENT_PURGE_BATCH,
+    AccessToken,
+    ExchangeEvent,
+    Permission,
+    RateLimitedWindow,
+    TokenType,
+    UsedJti,
+)
 from tokens.selectors import forget_cached_tokens, tokens_revocable
 from tokens.usage import UsageBuffer, default_buffer
 from trustportal.models import Organization, Runner, Team, User
@@ -300,8 +308,10 @@ def tokens_purge(
 
 
 def events_purge(*, retention_days: int, now: datetime | None = None) -> int:
-    """Delete exchange events older than the retention period; 0 days keeps them forever."""
+    """Delete exchange events (and rate-limited counts) past the retention; 0 days keeps them."""
     if retention_days <= 0:
         return 0
     cutoff = (now or timezone.now()) - timedelta(days=retention_days)
+    windows = RateLimitedWindow.objects.filter(window_start__lt=cutoff)
+    _purge_in_batches(windows, "window_start", EVENT_PURGE_BATCH)
     return ExchangeEvent.purge_before(cutoff)

@@ -22,7 +22,7 @@ import jwt
 from issuers.errors import KeyLookupError
 from issuers.jwks import KID_PATTERN, KTY_ALGORITHMS
 from policies.matching import VerifiedClaims
-from tokens.errors import InvalidRequest
+from tokens.errors import InvalidRequest, UntrustedToken
 from tokens.strictjson import loads_object
 
 MAX_TOKEN_BYTES = 16 * 1024
@@ -147,16 +147,19 @@ def resolve_issuer(claims: Mapping[str, Any], issuer_for: IssuerFor) -> Any:
     """The requested organization's enabled issuer whose `issuer` equals `iss` exactly.
 
     `issuer_for` looks one value up among the requested organization's issuers only (an exact,
-    case-sensitive match; no normalisation of trailing slashes or case).
+    case-sensitive match; no normalisation of trailing slashes or case). An unknown or disabled
+    issuer is an `UntrustedToken`: the caller cannot tell it from an unknown organization.
     """
     iss = claims.get("iss")
-    if not isinstance(iss, str) or not iss or len(iss) > 2048:
-        raise InvalidRequest("missing_iss" if not iss else "unknown_issuer")
+    if not iss:
+        raise InvalidRequest("missing_iss")
+    if not isinstance(iss, str) or len(iss) > 2048:
+        raise UntrustedToken("unknown_issuer")
     issuer = issuer_for(iss)
     if issuer is None or issuer.issuer != iss:
-        raise InvalidRequest("unknown_issuer", iss[:200])
+        raise UntrustedToken("unknown_issuer", iss[:200])
     if not issuer.enabled:
-        raise InvalidRequest("issuer_disabled")
+        raise UntrustedToken("issuer_disabled")
     return issuer
 
 
@@ -225,7 +228,7 @@ def check_claims(
         raise InvalidRequest("missing_aud" if aud is None else "bad_aud")
     accepted = {audience, *issuer.audiences}
     if not accepted.intersection(values):
-        raise InvalidRequest("audience_mismatch", f"aud {str(aud)[:200]}")
+        raise UntrustedToken("audience_mismatch", f"aud {str(aud)[:200]}")
 
 
 def verify_subject_token(

@@ -13,7 +13,12 @@ from trustportal.config import TrustPortalConfig
 
 
 def production_errors(
-    config: TrustPortalConfig, *, debug: bool, secret_key: str
+    config: TrustPortalConfig,
+    *,
+    debug: bool,
+    secret_key: str,
+    database_engine: str,
+    redis_url: str | None,
 ) -> list[CheckMessage]:
     """What makes a production configuration unsafe; nothing outside production."""
     if not config.is_production:
@@ -48,6 +53,26 @@ def production_errors(
                 "secrets need it in production.",
                 hint="Set it to a long random value and keep it in your secret store.",
                 id="trustportal.E004",
+            )
+        )
+    if "postgresql" not in database_engine:
+        errors.append(
+            Error(
+                f"The database is {database_engine.rsplit('.', 1)[-1]}, not PostgreSQL: production "
+                "needs PostgreSQL (concurrent writers, the append-only trigger on the exchange "
+                "history, the durable single-use jti record shared by every process).",
+                hint="Set DATABASE_URL to a postgres:// URL.",
+                id="trustportal.E007",
+            )
+        )
+    if not redis_url:
+        errors.append(
+            Error(
+                "REDIS_URL is not set: exchange rate limits and sign-in throttling would count per "
+                "process (each web worker its own local-memory cache), and Celery would use the "
+                "local filesystem broker.",
+                hint="Set REDIS_URL to the Redis every web and worker process shares.",
+                id="trustportal.E008",
             )
         )
     return errors
@@ -89,7 +114,11 @@ def oidc_issuer_problems(config: TrustPortalConfig) -> list[CheckMessage]:
 @checks.register(checks.Tags.security, deploy=False)
 def check_production_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     return production_errors(
-        settings.TRUSTPORTAL, debug=settings.DEBUG, secret_key=settings.SECRET_KEY
+        settings.TRUSTPORTAL,
+        debug=settings.DEBUG,
+        secret_key=settings.SECRET_KEY,
+        database_engine=settings.DATABASES["default"]["ENGINE"],
+        redis_url=settings.REDIS_URL,
     )
 
 

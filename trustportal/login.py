@@ -570,9 +570,8 @@ REASON_HINTS = {
     "denied_by_policy": "a deny definition of the issuer's trust policy matches this job",
     "no_matching_policy": "no allow definition of the issuer's trust policy grants "
     "{what} to this job",
-    "unknown_organization": "there is no organization {org} on this portal "
-    "(check --org / TRUSTPORTAL_ORG)",
-    "unknown_issuer": "organization {org} has no issuer registered for iss {iss}",
+    "untrusted_token": "the portal does not say which (on purpose): there is no organization "
+    "{org}, it has no enabled issuer for iss {iss}, or the token's audience is not accepted",
     "token_expired": "the ID token has expired: take a fresh one",
     "jti_replayed": "this ID token was already exchanged and its issuer accepts each once",
     "issuer_unhealthy": "the portal cannot currently get the issuer's keys",
@@ -610,7 +609,7 @@ def refusal_message(
     if not reason and document.get("error_description"):
         lines.append(str(document["error_description"]))
     claims = unverified_claims(id_token) or {}
-    if reason == "audience_mismatch":
+    if reason == "untrusted_token" and not _has_audience(claims, options.audience):
         lines.extend(audience_advice(options, claims))
     elif reason == "rate_limited" or answer.status == 429:
         retry = answer.headers.get("retry-after", "")
@@ -630,6 +629,11 @@ def refusal_message(
             "history shows the full reason)"
         )
     return "\n  ".join(lines)
+
+
+def _has_audience(claims: Mapping[str, Any], audience: str) -> bool:
+    has = claims.get("aud")
+    return audience in has if isinstance(has, list) else has == audience
 
 
 def audience_advice(options: Options, claims: Mapping[str, Any]) -> list[str]:

@@ -302,7 +302,8 @@ def test_pulumi_cloud_sdk_refusal_is_an_oauth_error(live_server, local_issuer) -
         MiscellaneousApi(sdk(live_server)).token(request)
     assert raised.value.code == 400
     body = json.loads(raised.value.read())
-    assert body["error"] == "invalid_request" and body["reason"] == "audience_mismatch"
+    # The caller sees the one "not for here" code; the event keeps the real reason.
+    assert body["error"] == "invalid_request" and body["reason"] == "untrusted_token"
     assert not AccessToken.objects.exists()
     assert ExchangeEvent.objects.get().reason == "audience_mismatch"
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 from tests.conftest import auth
 from tests.tokens.conftest import AUDIENCE, REQUESTED, exchange_body
 from tokens.format import hash_token, parse_token
-from tokens.models import AccessToken, ExchangeEvent
+from tokens.models import AccessToken, ExchangeEvent, RateLimitedWindow
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("trusted")]
 
@@ -146,7 +146,6 @@ def test_deny_wins_and_the_caller_sees_no_policy_detail(api_client, local_issuer
             "unsupported_grant_type",
         ),
         ({"grant_type": None}, 400, "unsupported_grant_type", "unsupported_grant_type"),
-        ({"audience": "urn:pulumi:org:nope"}, 400, "invalid_target", "unknown_organization"),
         ({"audience": "https://example.com"}, 400, "invalid_target", "bad_audience"),
         ({"audience": None}, 400, "invalid_request", "missing_audience"),
         ({"subject_token": None}, 400, "invalid_request", "missing_subject_token"),
@@ -187,9 +186,16 @@ def test_request_errors(api_client, local_issuer, overrides, status, error, reas
 
 
 def test_unknown_org_is_recorded_without_an_org(api_client, local_issuer) -> None:
-    post_json(api_client, exchange_body(local_issuer.mint(), audience="urn:pulumi:org:ghost"))
+    """The caller sees `untrusted_token`, not whether the org exists (test_exchange_oracle.py)."""
+    response = post_json(
+        api_client, exchange_body(local_issuer.mint(), audience="urn:pulumi:org:ghost")
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+    assert response.json()["reason"] == "untrusted_token"
     event = ExchangeEvent.objects.get()
     assert event.organization_id is None and event.organization_login == "ghost"
+    assert event.reason == "unknown_organization"
 
 
 @pytest.mark.parametrize(
@@ -244,7 +250,32 @@ def test_rate_limit_per_subject(api_client, local_issuer, settings) -> None:
         limited = post_json(api_client, exchange_body(local_issuer.mint(audience=AUDIENCE)))
     assert int(limited["Retry-After"]) > 0
     assert limited.json()["reason"] == "rate_limited"
-    assert ExchangeEvent.objects.filter(reason="rate_limited").count() == 2
+    # The window's first refused attempt is an event; every one is counted in one row.
+    assert ExchangeEvent.objects.filter(reason="rate_limited").count() == 1
+    window = RateLimitedWindow.objects.get()
+    assert window.attempts == 2 and window.bucket_kind == "sub"
+    assert (
+        window.organization_id == ExchangeEvent.objects.get(reason="rate_limited").organization_id
+    )
+    cache.clear()
+
+
+def test_a_rate_limited_flood_writes_one_event_and_one_counter(
+    api_client, local_issuer, settings
+) -> None:
+    import dataclasses
+
+    from django.core.cache import cache
+
+    cache.clear()
+    settings.TRUSTPORTAL = dataclasses.replace(settings.TRUSTPORTAL, rate_limit_per_ip=1)
+    with time_machine.travel(timezone.now().replace(second=5), tick=False):
+        for _ in range(30):
+            post_json(api_client, exchange_body("garbage", audience=AUDIENCE))
+    assert ExchangeEvent.objects.count() == 2  # the allowed-through one and the first refusal
+    assert ExchangeEvent.objects.filter(reason="rate_limited").count() == 1
+    window = RateLimitedWindow.objects.get()
+    assert window.attempts == 29 and window.bucket_kind == "ip"
     cache.clear()
 
 

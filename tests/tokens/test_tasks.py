@@ -85,10 +85,10 @@ def test_purge_removes_used_jtis_past_expiry() -> None:
     import uuid
 
     issuer = uuid.uuid4()
-    UsedJti.objects.create(issuer_id=issuer, jti="old", expires=now - timedelta(seconds=1))
-    UsedJti.objects.create(issuer_id=issuer, jti="live", expires=now + timedelta(minutes=5))
+    UsedJti.objects.create(issuer_id=issuer, jti_sha256="old", expires=now - timedelta(seconds=1))
+    UsedJti.objects.create(issuer_id=issuer, jti_sha256="live", expires=now + timedelta(minutes=5))
     assert tokens_purge(now=now).jtis == 1
-    assert list(UsedJti.objects.values_list("jti", flat=True)) == ["live"]
+    assert list(UsedJti.objects.values_list("jti_sha256", flat=True)) == ["live"]
 
 
 def test_purge_events_past_retention(org, settings) -> None:

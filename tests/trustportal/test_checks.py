@@ -14,6 +14,10 @@ from trustportal.checks import production_errors
 from trustportal.config import ConfigError, TrustPortalConfig, load_config
 
 GOOD_KEY = "k" * 64
+POSTGRESQL = "django.db.backends.postgresql"
+SQLITE = "django.db.backends.sqlite3"
+REDIS = "redis://127.0.0.1:6379/0"
+SHARED = {"database_engine": POSTGRESQL, "redis_url": REDIS}
 
 
 def ids(errors) -> list[str]:
@@ -25,7 +29,7 @@ def prod(**kwargs) -> TrustPortalConfig:
 
 
 def test_safe_production_config_passes() -> None:
-    assert production_errors(prod(), debug=False, secret_key=GOOD_KEY) == []
+    assert production_errors(prod(), debug=False, secret_key=GOOD_KEY, **SHARED) == []
 
 
 @pytest.mark.parametrize(
@@ -54,7 +58,59 @@ def test_safe_production_config_passes() -> None:
     ],
 )
 def test_unsafe_production_configs_are_refused(config, debug, key, expected) -> None:
-    assert ids(production_errors(config, debug=debug, secret_key=key)) == expected
+    assert ids(production_errors(config, debug=debug, secret_key=key, **SHARED)) == expected
+
+
+@pytest.mark.parametrize(
+    ("database_engine", "redis_url", "expected"),
+    [
+        (SQLITE, REDIS, ["trustportal.E007"]),
+        (POSTGRESQL, None, ["trustportal.E008"]),
+        (POSTGRESQL, "", ["trustportal.E008"]),
+        (SQLITE, None, ["trustportal.E007", "trustportal.E008"]),
+    ],
+)
+def test_production_needs_postgresql_and_redis(
+    database_engine: str, redis_url: str | None, expected: list[str]
+) -> None:
+    """Rate limits and sign-in throttling are per process without them; SQLite is one file."""
+    errors = production_errors(
+        prod(),
+        debug=False,
+        secret_key=GOOD_KEY,
+        database_engine=database_engine,
+        redis_url=redis_url,
+    )
+    assert ids(errors) == expected
+    assert all(e.hint for e in errors)
+
+
+def test_production_server_refuses_to_start_without_postgresql_and_redis(tmp_path: Path) -> None:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TRUSTPORTAL_", "DATABASE_URL", "REDIS_URL"))
+    }
+    env.update(
+        {
+            "TRUSTPORTAL_ENV": "production",
+            "SECRET_KEY": GOOD_KEY,
+            "TRUSTPORTAL_SECRETS_KEY": "s" * 40,
+            "TRUSTPORTAL_VAR_DIR": str(tmp_path),
+            "ALLOWED_HOSTS": "portal.example",
+        }
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", "import trustportal.wsgi"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert result.returncode != 0
+    assert "trustportal.E007" in result.stderr and "trustportal.E008" in result.stderr
 
 
 def test_http_issuers_with_only_loopback_networks_is_allowed_in_production() -> None:
@@ -65,12 +121,15 @@ def test_http_issuers_with_only_loopback_networks_is_allowed_in_production() -> 
             ipaddress.ip_network("::1/128"),
         ),
     )
-    assert production_errors(config, debug=False, secret_key=GOOD_KEY) == []
+    assert production_errors(config, debug=False, secret_key=GOOD_KEY, **SHARED) == []
 
 
 def test_checks_do_not_apply_outside_production() -> None:
     config = TrustPortalConfig(environment="development")
-    assert production_errors(config, debug=True, secret_key="x") == []
+    errors = production_errors(
+        config, debug=True, secret_key="x", database_engine=SQLITE, redis_url=None
+    )
+    assert errors == []
 
 
 def test_load_config_reads_the_environment() -> None:

@@ -56,6 +56,9 @@ def production_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
         TRUSTPORTAL_OIDC_ISSUER_URL=f"https://{HOST}/oidc",
         TRUSTPORTAL_VAR_DIR=str(tmp_path / "var"),
         TRUSTPORTAL_STATIC_ROOT=str(tmp_path / "static"),
+        # Production refuses to start without both; nothing here connects to them.
+        DATABASE_URL="postgres://portal@127.0.0.1:9/portal",
+        REDIS_URL="redis://127.0.0.1:9/0",
     )
     env.update(overrides)
     return env
@@ -172,6 +175,8 @@ def test_check_deploy_is_clean_with_production_settings(tmp_path: Path) -> None:
         ({"DEBUG": "true"}, "trustportal.E001"),
         ({"SECRET_KEY": "too-short"}, "trustportal.E002"),
         ({"TRUSTPORTAL_SECRETS_KEY": ""}, "trustportal.E004"),
+        ({"DATABASE_URL": ""}, "trustportal.E007"),
+        ({"REDIS_URL": ""}, "trustportal.E008"),
     ],
 )
 def test_check_deploy_refuses_a_weakened_production_setting(

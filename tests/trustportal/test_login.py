@@ -400,7 +400,7 @@ def test_wrong_audience_names_both(live_server, local_issuer, trust) -> None:
     environ = portal_env(live_server.url, GITLAB_CI="true", TRUSTPORTAL_ID_TOKEN=id_token)
     ran = run_login(GITLAB_ARGS, environ)
     assert ran.code == 1 and ran.out == ""
-    assert "reason: audience_mismatch" in ran.err
+    assert "reason: untrusted_token" in ran.err
     assert (
         'the ID token\'s audience is "https://gitlab.com", but this exchange asked for '
         '"urn:pulumi:org:acme"'
