@@ -2,7 +2,8 @@
 
 Adding through the admin is off because registration needs discovery and the outbound guard
 (the wizard runs them); edits go through `services.issuer_update` so they are checked the same
-way as on the issuer page and in the API.
+way as on the issuer page and in the API. Deleting is off too: it revokes the issuer's tokens,
+so it happens on the issuer page, after a confirmation that counts them.
 """
 
 from __future__ import annotations
@@ -121,7 +122,8 @@ class IssuerAdmin(OrgScopedAdmin):
     def portal_page(self, obj: Issuer) -> str:
         url = reverse("issuers:detail", kwargs={"org": obj.organization.login, "issuer_id": obj.pk})
         return format_html(
-            '<a href="{}">Open the issuer page</a> (health, keys, refresh and thumbprints)', url
+            '<a href="{}">Open the issuer page</a> (health, keys, refresh, thumbprints, delete)',
+            url,
         )
 
     def get_readonly_fields(self, request: HttpRequest, obj: Model | None = None) -> Any:
@@ -140,12 +142,10 @@ class IssuerAdmin(OrgScopedAdmin):
             issuer=obj, data=form.service_data(), outbound=services.default_outbound()
         )
 
-    def delete_model(self, request: HttpRequest, obj: Issuer) -> None:
-        services.issuer_delete(issuer=obj)
-
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Issuer]) -> None:
-        for issuer in queryset:
-            services.issuer_delete(issuer=issuer)
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        # Deleting revokes every token the issuer minted: the issuer page's confirmation shows
+        # how many first (issuers/retirement.py), which the admin's generic one cannot.
+        return False
 
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None

@@ -11,11 +11,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from issuers import selectors, services
+from issuers import retirement, selectors, services
 from issuers.models import Issuer
-from trustportal.access import Need, organization_for
+from trustportal.access import Need, organization_for, principal_of
 from trustportal.errors import NotFound
 from trustportal.wire import iso_time, json_object
+
+# How many access tokens a DELETE (or a PATCH with revokeTokens) revoked.
+REVOKED_HEADER = "X-Revoked-Tokens"
 
 
 def issuer_json(issuer: Issuer, *, detail: bool = False) -> dict[str, Any]:
@@ -62,6 +65,8 @@ def issuer_json(issuer: Issuer, *, detail: bool = False) -> dict[str, Any]:
             }
             for k in selectors.issuer_keys(issuer)
         ]
+        # What deleting the issuer (or disabling it with revokeTokens) would revoke now.
+        body["activeTokens"] = retirement.issuer_token_count(issuer).total
     return body
 
 
@@ -101,6 +106,16 @@ class IssuerSerializer(serializers.Serializer[Any]):
     singleUse = serializers.BooleanField()
     enabled = serializers.BooleanField()
     health = serializers.DictField()
+    activeTokens = serializers.IntegerField(
+        required=False, help_text="detail only: the active tokens deleting the issuer revokes"
+    )
+
+
+class IssuerUpdateSerializer(IssuerRegistrationSerializer):
+    enabled = serializers.BooleanField(required=False)
+    revokeTokens = serializers.BooleanField(
+        required=False, help_text="with enabled: false, also revoke the tokens it minted"
+    )
 
 
 class IssuerListSerializer(serializers.Serializer[Any]):
@@ -149,24 +164,34 @@ class IssuerDetailApi(APIView):
         return Response(issuer_json(issuer, detail=True))
 
     @extend_schema(
-        request=IssuerRegistrationSerializer,
+        request=IssuerUpdateSerializer,
         responses=IssuerSerializer,
         operation_id="updateOidcIssuer",
     )
     def patch(self, request: Request, org: str, issuer_id: str) -> Response:
+        """Pulumi's update; ours: `enabled`, and `revokeTokens: true` with `enabled: false`
+        revokes the tokens the issuer minted in the same transaction (count in
+        `X-Revoked-Tokens`)."""
         issuer = _issuer(request, org, issuer_id, Need.ADMIN)
-        issuer = services.issuer_update(
+        data = json_object(request)
+        revoke = retirement.clean_revoke_option(data)
+        issuer, revoked = retirement.issuer_update_revoking(
             issuer=issuer,
-            data=json_object(request),
+            data=data,
+            revoke=revoke,
             outbound=services.web_outbound(issuer.organization),
+            by=principal_of(request).user,
         )
-        return Response(issuer_json(issuer, detail=True))
+        return Response(issuer_json(issuer, detail=True), headers={REVOKED_HEADER: str(revoked)})
 
     @extend_schema(responses={204: None}, operation_id="deleteOidcIssuer")
     def delete(self, request: Request, org: str, issuer_id: str) -> Response:
+        """Delete the issuer and revoke every token it minted (and the tokens created with
+        them) in one transaction: 204 as Pulumi answers, the count in `X-Revoked-Tokens`.
+        `GET` shows the count beforehand (`activeTokens`)."""
         issuer = _issuer(request, org, issuer_id, Need.ADMIN)
-        services.issuer_delete(issuer=issuer)
-        return Response(status=204)
+        revoked = retirement.issuer_delete(issuer=issuer, by=principal_of(request).user)
+        return Response(status=204, headers={REVOKED_HEADER: str(revoked)})
 
 
 class RegenerateThumbprintsApi(APIView):

@@ -17,4 +17,6 @@ urlpatterns: list[URLPattern] = [
         name="regenerate-thumbprints",
     ),
     path("<uuid:issuer_id>/enabled/", views.issuer_set_enabled, name="set-enabled"),
+    path("<uuid:issuer_id>/disable/", views.issuer_disable, name="disable"),
+    path("<uuid:issuer_id>/delete/", views.issuer_delete, name="delete"),
 ]

@@ -384,10 +384,6 @@ def issuer_regenerate_thumbprints(*, issuer: Issuer, outbound: Outbound) -> Issu
     return issuer
 
 
-def issuer_delete(*, issuer: Issuer) -> None:
-    issuer.delete()
-
-
 # --- keys ---------------------------------------------------------------------------------------
 def refresh_interval(max_age: int | None) -> int:
     """Honour the issuer's Cache-Control max-age within 5 minutes to 24 hours."""

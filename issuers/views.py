@@ -22,7 +22,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from issuers import selectors, services
+from issuers import retirement, selectors, services
 from issuers.errors import IssuerBusy, IssuerConflict, IssuerInvalid
 from issuers.forms import IssuerEditForm, IssuerRegisterForm, IssuerSourceForm, add_service_error
 from issuers.http import Certificate
@@ -30,7 +30,7 @@ from issuers.jwks import ParsedKey
 from issuers.models import Issuer
 from policies.examples import example_for
 from trustportal.access import Need, organization_for_user
-from trustportal.models import Organization, Role
+from trustportal.models import Organization, Role, User
 
 
 # CI platforms for which the policy editor offers an example policy: (name, URL, prefix match).
@@ -297,10 +297,23 @@ def issuer_regenerate_thumbprints(request: HttpRequest, org: str, issuer_id: UUI
     return _to_detail(issuer)
 
 
+def _user(request: HttpRequest) -> User | None:
+    user = request.user
+    return user if isinstance(user, User) else None
+
+
+def _tokens(count: int) -> str:
+    return f"{count} token{'s' if count != 1 else ''}"
+
+
 @login_required
 @require_POST
 def issuer_set_enabled(request: HttpRequest, org: str, issuer_id: UUID) -> HttpResponse:
-    """Enable or disable an issuer; a disabled issuer's tokens are refused."""
+    """Enable or disable an issuer; disabling refuses its ID tokens from now on.
+
+    With `revoke` (the disable confirmation's checkbox) the tokens it already minted, and the
+    tokens created with them, are revoked in the same transaction.
+    """
     organization, _role = organization_for_user(request.user, org, Need.ADMIN)
     issuer = _issuer_or_404(organization, issuer_id)
     value = request.POST.get("enabled")
@@ -308,17 +321,67 @@ def issuer_set_enabled(request: HttpRequest, org: str, issuer_id: UUID) -> HttpR
         messages.error(request, "Choose whether to enable or disable the issuer.")
         return _to_detail(issuer)
     enabled = value == "true"
+    revoke = not enabled and request.POST.get("revoke") == "on"
     try:
-        services.issuer_update(
+        issuer, revoked = retirement.issuer_update_revoking(
             issuer=issuer,
             data={"name": issuer.name, "enabled": enabled},
+            revoke=revoke,
             outbound=services.default_outbound(),
+            by=_user(request),
         )
     except (IssuerInvalid, IssuerConflict, IssuerBusy) as exc:
         messages.error(request, exc.message)
     else:
-        messages.success(
-            request,
-            "Enabled the issuer." if enabled else "Disabled the issuer: its tokens are refused.",
-        )
+        if enabled:
+            messages.success(request, "Enabled the issuer.")
+        elif revoke:
+            messages.success(
+                request,
+                f"Disabled the issuer: its tokens are refused, and {_tokens(revoked)} it "
+                "minted (or that were created with them) were revoked.",
+            )
+        else:
+            messages.success(request, "Disabled the issuer: its tokens are refused.")
     return _to_detail(issuer)
+
+
+@login_required
+@require_GET
+def issuer_disable(request: HttpRequest, org: str, issuer_id: UUID) -> HttpResponse:
+    """Confirm disabling an issuer, offering to revoke the tokens it minted (with the count)."""
+    organization, _role = organization_for_user(request.user, org, Need.ADMIN)
+    issuer = _issuer_or_404(organization, issuer_id)
+    return render(
+        request,
+        "issuers/disable.html",
+        {
+            "organization": organization,
+            "issuer": issuer,
+            "count": retirement.issuer_token_count(issuer),
+        },
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def issuer_delete(request: HttpRequest, org: str, issuer_id: UUID) -> HttpResponse:
+    """Delete an issuer after a confirmation that says how many tokens that revokes."""
+    organization, _role = organization_for_user(request.user, org, Need.ADMIN)
+    issuer = _issuer_or_404(organization, issuer_id)
+    if request.method == "POST" and request.POST.get("confirm") == "on":
+        name = issuer.name
+        revoked = retirement.issuer_delete(issuer=issuer, by=_user(request))
+        messages.success(request, f"Deleted the issuer {name} and revoked {_tokens(revoked)}.")
+        return redirect("issuers:list", org=organization.login)
+    return render(
+        request,
+        "issuers/delete.html",
+        {
+            "organization": organization,
+            "issuer": issuer,
+            "count": retirement.issuer_token_count(issuer),
+            "unconfirmed": request.method == "POST",
+        },
+        status=400 if request.method == "POST" else 200,
+    )

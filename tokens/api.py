@@ -183,6 +183,7 @@ def token_json(token: AccessToken, *, now: datetime) -> dict[str, Any]:
         "policyId": str(token.policy_id) if token.policy_id else None,
         "policyVersion": token.policy_version,
         "subject": token.subject or None,
+        "parentId": str(token.parent_id) if token.parent_id else None,
     }
 
 
@@ -202,6 +203,7 @@ class TokenSerializer(serializers.Serializer[Any]):
     prefix = serializers.CharField()
     status = serializers.CharField()
     subject = serializers.CharField(allow_null=True)
+    parentId = serializers.CharField(allow_null=True, help_text="the token that created it")
 
 
 class TokenListSerializer(serializers.Serializer[Any]):
@@ -367,7 +369,10 @@ class OrgTokenListApi(APIView):
     def post(self, request: Request, org: str) -> Response:
         """Create a long-lived token (Pulumi body `name`, `description`, `expires`, `admin`).
 
-        Ours: `type` organization (default) / team / runner with `team` or `runner`.
+        Ours: `type` organization (default) / team / runner with `team` or `runner`. The new
+        token is linked to the calling token (`parentId`) and expires no later than it: an
+        `expires` beyond the caller's expiry, or 0 (never) from a caller that expires, is
+        clamped to the caller's expiry, as the exchange clamps lifetimes.
         """
         organization = organization_for(request, org, Need.ADMIN)
         data = json_object(request)
@@ -381,6 +386,7 @@ class OrgTokenListApi(APIView):
             runner_name=str(data.get("runner") or ""),
             expires=_expiry(data.get("expires")),
             created_by=principal_of(request).user,
+            parent=principal_of(request).token,
         )
         return _created(token, plaintext)
 
@@ -415,7 +421,8 @@ class OrgTokenRevokeApi(APIView):
     """`POST /api/orgs/{org}/tokens/revoke`: revoke every active token the filters select.
 
     Body: the token filters, `reason`, and `dryRun: true` to preview (`count`, `upto`). Send the
-    preview's `upto` back to revoke exactly the previewed set.
+    preview's `upto` back to revoke exactly the previewed set. `count` includes the active
+    tokens created with the selected ones, which are revoked with them.
     """
 
     @extend_schema(
@@ -433,7 +440,7 @@ class OrgTokenRevokeApi(APIView):
         now = timezone.now()
         if data.get("dryRun") is True:
             preview = revocation_preview(organization=organization, filters=filters, now=now)
-            count, upto = preview.count, preview.upto
+            count, upto = preview.total, preview.upto
         else:
             count = services.tokens_revoke_matching(
                 organization=organization,
@@ -480,6 +487,7 @@ class UserTokenListApi(APIView):
             user=user,
             description=str(data.get("description") or ""),
             expires=_expiry(data.get("expires")),
+            parent=principal_of(request).token,
         )
         return _created(token, plaintext)
 

@@ -91,9 +91,27 @@ class AccessToken(models.Model):
         db_index=False,
     )
     revoked_reason = models.CharField(max_length=500, blank=True)
-    # What produced an exchanged token (empty for tokens created by hand).
+    # What produced an exchanged token (empty for tokens created by hand). A plain id without a
+    # database constraint: deleting the issuer revokes its tokens (issuers/retirement.py) and
+    # they keep its id for the record.
     issuer = models.ForeignKey(
-        "issuers.Issuer", on_delete=models.SET_NULL, null=True, blank=True, related_name="tokens"
+        "issuers.Issuer",
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        null=True,
+        blank=True,
+        related_name="tokens",
+    )
+    # The token whose holder created this one through the API (tokens/lineage.py): it never
+    # outlives it and is revoked with it. A plain id, kept for the record after a purge.
+    parent = models.ForeignKey(
+        "self",
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,  # token_parent, partial
     )
     policy_id = models.UUIDField(null=True, blank=True)
     policy_version = models.PositiveIntegerField(null=True, blank=True)
@@ -119,7 +137,7 @@ class AccessToken(models.Model):
                     name=f"token_{field}",
                     condition=Q(**{f"{field}__isnull": False}),
                 )
-                for field in ("team", "user", "runner", "created_by", "revoked_by")
+                for field in ("team", "user", "runner", "created_by", "revoked_by", "parent")
             ),
         ]
         constraints = [

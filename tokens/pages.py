@@ -51,6 +51,7 @@ from tokens.selectors import (
     events_page,
     exchanges_per_day,
     keyset_page,
+    lineage_count,
     revocation_preview,
     token_of,
     token_status,
@@ -367,6 +368,7 @@ def _render_token(
     status: int = 200,
 ) -> HttpResponse:
     event = event_for_token(token)
+    now = timezone.now()
     return render(
         request,
         "tokens/token_detail.html",
@@ -375,7 +377,10 @@ def _render_token(
             "is_admin": role == Role.ADMIN,
             "section": "tokens",
             "token": token,
-            "status": token_status(token, timezone.now()),
+            "status": token_status(token, now),
+            "descendants": lineage_count(
+                AccessToken.objects.filter(pk=token.pk), now=now
+            ).descendants,
             "event": event,
             "policy_url": (
                 policy_versions_url(organization.login, token.issuer_id, token.policy_version)
@@ -402,7 +407,10 @@ def token_revoke(request: HttpRequest, org: str, token_id: int) -> HttpResponse:
     if services.token_revoke(
         token=token, by=_user(request), reason=form.cleaned_data["reason"] or "revoked by an admin"
     ):
-        messages.success(request, f"Revoked the token {token.prefix}…; it no longer works.")
+        messages.success(
+            request,
+            f"Revoked the token {token.prefix}…; it and the tokens created with it no longer work.",
+        )
     else:
         messages.info(request, "The token was already revoked.")
     return redirect("tokens:token", org=organization.login, token_id=token.pk)

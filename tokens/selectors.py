@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from time import monotonic
 from typing import Any, TypeVar
@@ -22,6 +22,7 @@ from trustportal.models import Organization, User
 from trustportal.paging import Page, keyset_page
 
 M = TypeVar("M", bound=Model)
+LINEAGE_BATCH = 1000
 
 
 # Per process: token hash -> (when it was read, monotonic seconds; the row). SPEC §7 allows a
@@ -215,20 +216,87 @@ def tokens_matching(
     return tokens.order_by("-id")
 
 
-def tokens_revocable(
+def tokens_selected(
     *, organization: Organization, filters: TokenFilters, now: datetime, upto: int | None = None
 ) -> QuerySet[AccessToken]:
-    """What a bulk revocation by `filters` revokes: the matching tokens that are still active.
+    """The tokens a bulk revocation by `filters` starts from, whatever their status.
 
-    `upto` (the highest id the preview saw) keeps the confirmation to the previewed set:
-    tokens minted after the preview are not revoked by it.
+    The status filter is left out (a revocation only ever revokes active tokens), so the set
+    still holds its tokens once they are revoked, which is where their descendants are found
+    from. `upto` (the highest id the preview saw) keeps the confirmation to the previewed set:
+    tokens minted after the preview are not revoked by it. A status other than active selects
+    nothing to revoke.
     """
-    tokens = tokens_matching(organization=organization, filters=filters, now=now).filter(
-        active_tokens_q(now)
+    if filters.status not in (None, "active"):
+        return AccessToken.objects.none()
+    tokens = tokens_matching(
+        organization=organization, filters=replace(filters, status=None), now=now
     )
     if upto is not None:
         tokens = tokens.filter(pk__lte=upto)
     return tokens
+
+
+def tokens_revocable(
+    *, organization: Organization, filters: TokenFilters, now: datetime, upto: int | None = None
+) -> QuerySet[AccessToken]:
+    """What a bulk revocation by `filters` revokes: the matching tokens that are still active."""
+    selected = tokens_selected(organization=organization, filters=filters, now=now, upto=upto)
+    return selected.filter(active_tokens_q(now))
+
+
+# --- lineage (tokens created with other tokens; writes in tokens/lineage.py) ---------------
+def id_chunks(ids: Sequence[int]) -> Iterator[Sequence[int]]:
+    """`ids` in slices of at most LINEAGE_BATCH (bounded IN lists)."""
+    for start in range(0, len(ids), LINEAGE_BATCH):
+        yield ids[start : start + LINEAGE_BATCH]
+
+
+def descendant_ids(roots: QuerySet[AccessToken]) -> list[int]:
+    """The ids of every token created with a token of `roots`, transitively, whatever its status.
+
+    The first step is one query over `roots` as a subquery; each further step looks up the
+    children of the previous step's ids.
+    """
+    found: set[int] = set()
+    level = list(
+        AccessToken.objects.filter(parent_id__in=roots.values("pk")).values_list("pk", flat=True)
+    )
+    while level:
+        fresh = sorted(set(level) - found)
+        found.update(fresh)
+        level = []
+        for chunk in id_chunks(fresh):
+            level += AccessToken.objects.filter(parent_id__in=chunk).values_list("pk", flat=True)
+    return sorted(found)
+
+
+@dataclass(frozen=True)
+class LineageCount:
+    """How many active tokens a revocation of `roots` revokes: the roots, and their descendants."""
+
+    tokens: int
+    descendants: int
+
+    @property
+    def total(self) -> int:
+        return self.tokens + self.descendants
+
+
+def lineage_count(roots: QuerySet[AccessToken], *, now: datetime) -> LineageCount:
+    """Count what `revoke_lineage(roots=…)` would revoke now (a descendant that is also a root
+    counts once, as a root)."""
+    active_roots = roots.filter(active_tokens_q(now))
+    ids = descendant_ids(roots)
+    descendants = 0
+    for chunk in id_chunks(ids):
+        descendants += (
+            AccessToken.objects.filter(pk__in=chunk)
+            .filter(active_tokens_q(now))
+            .exclude(pk__in=active_roots.values("pk"))
+            .count()
+        )
+    return LineageCount(tokens=active_roots.count(), descendants=descendants)
 
 
 @dataclass(frozen=True)
@@ -238,6 +306,12 @@ class RevocationPreview:
     count: int
     upto: int | None
     sample: list[AccessToken]
+    # Active tokens created with those (transitively) that the revocation also revokes.
+    descendants: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.count + self.descendants
 
 
 def revocation_preview(
@@ -247,7 +321,13 @@ def revocation_preview(
     revocable = tokens_revocable(organization=organization, filters=filters, now=now)
     totals = revocable.aggregate(count=Count("id"), upto=Max("id"))
     rows = list(revocable.select_related("issuer")[:sample]) if totals["count"] else []
-    return RevocationPreview(count=totals["count"], upto=totals["upto"], sample=rows)
+    lineage = lineage_count(
+        tokens_selected(organization=organization, filters=filters, now=now, upto=totals["upto"]),
+        now=now,
+    )
+    return RevocationPreview(
+        count=totals["count"], upto=totals["upto"], sample=rows, descendants=lineage.descendants
+    )
 
 
 def token_of(organization: Organization, token_id: object) -> AccessToken | None:

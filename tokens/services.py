@@ -16,6 +16,7 @@ from django.utils import timezone
 from tokens.errors import TokenInvalid
 from tokens.filters import TokenFilters
 from tokens.format import display_prefix, generate_token, hash_token
+from tokens.lineage import expiry_within_parent, lock_active_parent, revoke_lineage
 from tokens.models import (
     EVENT_PURGE_BATCH,
     AccessToken,
@@ -25,7 +26,7 @@ from tokens.models import (
     TokenType,
     UsedJti,
 )
-from tokens.selectors import forget_cached_tokens, tokens_revocable
+from tokens.selectors import forget_cached_tokens, tokens_selected
 from tokens.usage import UsageBuffer, default_buffer
 from trustportal.models import Organization, Runner, Team, User
 
@@ -53,10 +54,16 @@ def token_create(
     description: str = "",
     expires: datetime | None = None,
     created_by: User | None = None,
+    parent: AccessToken | None = None,
     now: datetime | None = None,
     rng: Callable[[int], bytes] = secrets.token_bytes,
 ) -> tuple[AccessToken, str]:
-    """Create a token and return the row and the plaintext (shown once, never stored)."""
+    """Create a token and return the row and the plaintext (shown once, never stored).
+
+    With `parent` (the token that authenticated the call creating this one) the new token is
+    linked to it and expires no later than it (tokens/lineage.py); a parent revoked meanwhile
+    refuses the creation with InvalidAccessToken.
+    """
     if token_type not in TokenType.values:
         raise ValueError(f"unknown token type {token_type!r}")
     if token_type == TokenType.ORGANIZATION and not permission:
@@ -65,22 +72,27 @@ def token_create(
         organization = team.organization
     if runner is not None:
         organization = runner.organization
+    now = now or timezone.now()
     plaintext = generate_token(token_type, rng=rng)
-    token = AccessToken.objects.create(
-        token_type=token_type,
-        organization=organization,
-        team=team,
-        user=user,
-        runner=runner,
-        permission=permission if token_type == TokenType.ORGANIZATION else "",
-        name=name,
-        description=description,
-        token_hash=hash_token(plaintext),
-        prefix=display_prefix(plaintext),
-        created=now or timezone.now(),
-        created_by=created_by,
-        expires=expires,
-    )
+    with transaction.atomic():
+        if parent is not None:
+            lock_active_parent(parent, now)
+        token = AccessToken.objects.create(
+            token_type=token_type,
+            organization=organization,
+            team=team,
+            user=user,
+            runner=runner,
+            permission=permission if token_type == TokenType.ORGANIZATION else "",
+            name=name,
+            description=description,
+            token_hash=hash_token(plaintext),
+            prefix=display_prefix(plaintext),
+            created=now,
+            created_by=created_by,
+            expires=expiry_within_parent(expires, parent),
+            parent=parent,
+        )
     return token, plaintext
 
 
@@ -105,6 +117,7 @@ def token_create_for_organization(
     runner_name: str = "",
     expires: datetime | None = None,
     created_by: User | None = None,
+    parent: AccessToken | None = None,
     now: datetime | None = None,
 ) -> tuple[AccessToken, str]:
     """An org admin creates a long-lived organization, team or runner token by hand.
@@ -112,7 +125,9 @@ def token_create_for_organization(
     Checks what the form or API body says (type, name, team/runner of this organization,
     expiry) and raises TokenInvalid naming the field. Returns the row and the plaintext, which
     is shown once and never stored. Exchanged short-lived tokens are the better choice; this is
-    for systems that cannot present an OIDC token.
+    for systems that cannot present an OIDC token. Through the API, `parent` is the calling
+    token: the new one is linked to it and expires no later than it (an exchanged token can
+    only create tokens that end with it).
     """
     now = now or timezone.now()
     if token_type not in HAND_MADE_TYPES:
@@ -144,6 +159,7 @@ def token_create_for_organization(
         description=description,
         expires=_hand_made_expiry(expires, now),
         created_by=created_by,
+        parent=parent,
         now=now,
         **target,
     )
@@ -162,9 +178,13 @@ def token_create_personal(
     user: User,
     description: str = "",
     expires: datetime | None = None,
+    parent: AccessToken | None = None,
     now: datetime | None = None,
 ) -> tuple[AccessToken, str]:
-    """A user creates a personal token for themselves (`POST /api/user/tokens`)."""
+    """A user creates a personal token for themselves (`POST /api/user/tokens`).
+
+    `parent` is the calling token: the new one is linked to it and expires no later than it.
+    """
     now = now or timezone.now()
     if len(description) > 1000:
         raise TokenInvalid("The description is too long.", "description")
@@ -174,6 +194,7 @@ def token_create_personal(
         description=description,
         expires=_hand_made_expiry(expires, now),
         created_by=user,
+        parent=parent,
         now=now,
     )
 
@@ -181,14 +202,21 @@ def token_create_personal(
 def token_revoke(
     *, token: AccessToken, by: User | None = None, reason: str = "", now: datetime | None = None
 ) -> bool:
-    """Revoke one token; False when it was already revoked (the first revocation is kept)."""
+    """Revoke one token and the tokens created with it (transitively), in one transaction.
+
+    Returns False when the token itself was already revoked (the first revocation is kept);
+    its descendants are revoked either way.
+    """
     with transaction.atomic():
-        updated = AccessToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
-            revoked_at=now or timezone.now(), revoked_by=by, revoked_reason=reason[:500]
+        revoked = revoke_lineage(
+            roots=AccessToken.objects.filter(pk=token.pk),
+            now=now or timezone.now(),
+            by=by,
+            reason=reason,
         )
     forget_cached_tokens()
     token.refresh_from_db(fields=["revoked_at", "revoked_by", "revoked_reason"])
-    return bool(updated)
+    return bool(revoked.tokens)
 
 
 def tokens_revoke_matching(
@@ -200,25 +228,33 @@ def tokens_revoke_matching(
     upto: int | None = None,
     now: datetime | None = None,
 ) -> int:
-    """Revoke every active token of the organization that `filters` select; returns the count.
+    """Revoke every active token of the organization that `filters` select, and the tokens
+    created with them (transitively), in one transaction; returns how many were revoked.
 
     Revokes exactly what `tokens.selectors.revocation_preview` counts for the same filters
-    (and, with `upto`, only what that preview saw), in one UPDATE. Refuses filters that select
-    nothing but a status (that would be every token of the organization): a time range says
-    so on purpose.
+    (and, with `upto`, only the roots that preview saw; tokens created with them are revoked
+    whenever they were created). Refuses filters that select nothing but a status (that would
+    be every token of the organization): a time range says so on purpose.
     """
     if not filters.selects_tokens():
         raise ValueError("Give at least one filter besides the status.")
     now = now or timezone.now()
     with transaction.atomic():
-        revoked = tokens_revocable(
-            organization=organization, filters=filters, now=now, upto=upto
-        ).update(revoked_at=now, revoked_by=by, revoked_reason=reason[:500])
+        revoked = revoke_lineage(
+            roots=tokens_selected(organization=organization, filters=filters, now=now, upto=upto),
+            now=now,
+            by=by,
+            reason=reason,
+        )
     forget_cached_tokens()
     logger.info(
-        "revoked %d tokens of %s by filter %s", revoked, organization.login, filters.as_params()
+        "revoked %d tokens (and %d created with them) of %s by filter %s",
+        revoked.tokens,
+        revoked.descendants,
+        organization.login,
+        filters.as_params(),
     )
-    return revoked
+    return revoked.total
 
 
 def token_touch(*, token: AccessToken, now: datetime, buffer: UsageBuffer | None = None) -> None:

@@ -398,7 +398,7 @@ def test_detail_shows_settings_keys_and_fetch_history(
     assert "register" in page  # the fetch history's trigger
     assert "served over plain HTTP (development only)" in page
     assert "No warnings" in page
-    for action in ("refresh", "regenerate-thumbprints", "set-enabled"):
+    for action in ("refresh", "regenerate-thumbprints", "disable", "delete"):
         assert url(action, "orga", issuer) in page
     assert "Save settings" in page
     assert f"/orgs/orga/tokens/revoke/?issuer={issuer.pk}" in page

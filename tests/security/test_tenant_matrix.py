@@ -244,6 +244,8 @@ PAGE_NEEDS: dict[str, dict[str, frozenset[str]]] = {
     "issuers:refresh": {"POST": ADMIN},
     "issuers:regenerate-thumbprints": {"POST": ADMIN},
     "issuers:set-enabled": {"POST": ADMIN},
+    "issuers:disable": {"GET": ADMIN},
+    "issuers:delete": {"GET": ADMIN, "POST": ADMIN},
     "policies:editor": {"GET": READ},
     "policies:add": {"POST": ADMIN},
     "policies:replace": {"POST": ADMIN},

@@ -29,8 +29,8 @@ OPTIONS = {
 class Command(BaseCommand):
     help = (
         "Revoke the active access tokens of an organization that the filters select (at least "
-        "one filter). Prints how many; --dry-run only counts. Revoked tokens fail on their "
-        "next API call."
+        "one filter), and the tokens created with them. Prints how many; --dry-run only counts. "
+        "Revoked tokens fail on their next API call."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -73,11 +73,18 @@ class Command(BaseCommand):
             )
         now = timezone.now()
         preview = revocation_preview(organization=organization, filters=filters, now=now)
+        created_with = (
+            f" ({preview.descendants} of them created with the others)"
+            if preview.descendants
+            else ""
+        )
         if options["dry_run"]:
-            self.stdout.write(f"{preview.count} token(s) would be revoked")
+            self.stdout.write(f"{preview.total} token(s) would be revoked{created_with}")
             return
-        if preview.count and not options["yes"]:
-            answer = input(f"Revoke {preview.count} token(s) of {organization.login}? [y/N] ")
+        if preview.total and not options["yes"]:
+            answer = input(
+                f"Revoke {preview.total} token(s){created_with} of {organization.login}? [y/N] "
+            )
             if answer.strip().lower() not in ("y", "yes"):
                 raise CommandError("nothing revoked")
         revoked = tokens_revoke_matching(
