@@ -109,7 +109,7 @@ def policy_summary(definitions: Any) -> str:
         return "denies everything"
     parts = [f"{allows} allow{'s' if allows != 1 else ''}"]
     if denies:
-        parts.append(f"{denies} deny{'s' if denies != 1 else ''}")
+        parts.append(f"{denies} {'deny' if denies == 1 else 'denies'}")
     return ", ".join(parts)
 
 

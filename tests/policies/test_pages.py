@@ -17,13 +17,13 @@ from django.utils import timezone
 
 from issuers.devissuer import DevIssuer, SigningKey
 from issuers.services import Outbound, issuer_register
+from policies.drafts import draft_stage
 from policies.errors import PolicyInvalid
 from policies.examples import example_for, placeholder_errors
 from policies.forms import locate
 from policies.models import AuthPolicy, AuthPolicyVersion
 from policies.samples import sample_claims, samples
 from policies.selectors import working_copy
-from policies.drafts import draft_stage
 from policies.services import policy_update
 from tests.factories import PASSWORD, MembershipFactory, OrganizationFactory, UserFactory
 from tests.tokens.conftest import AUDIENCE, exchange_body
