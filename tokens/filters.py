@@ -147,8 +147,7 @@ def _reason(text: str) -> str:
 def _request_id(text: str) -> str:
     if not REQUEST_ID.match(text):
         raise ValueError(
-            "must be a request id as a refusal shows it: "
-            "up to 64 letters, digits, '.', '_' or '-'"
+            "must be a request id as a refusal shows it: up to 64 letters, digits, '.', '_' or '-'"
         )
     return text
 
