@@ -892,3 +892,30 @@ def test_samples_are_packaged_with_the_app() -> None:
 def test_locate(path: str, index: int | None, name: str | None, claim: str | None) -> None:
     where = locate(path)
     assert (where.index, where.name, where.claim) == (index, name, claim)
+
+
+def test_publish_asks_about_new_warnings_and_refuses_a_stale_draft(admin, policy) -> None:
+    admin.post(url("add", policy), definition_data(0, rules=(("sub", "*"),)))
+    asked = publish(admin, policy)
+    assert asked.status_code == 409
+    assert "Publishing adds" in text(find(page(asked), "section", class_="confirm-publish"))
+    assert reloaded(policy).version == 1
+    assert publish(admin, policy, confirm="on").status_code == 302
+    assert reloaded(policy).version == 2
+
+    admin.post(url("add", policy), definition_data(revision(policy), rules=MAIN_RULES))
+    policy_update(policy=policy, definitions=[DENY_PR], note="API PATCH")  # live is now v3
+    refused = admin.post(url("publish", policy), {"revision": str(revision(policy))}, follow=True)
+    content = text(page(refused))
+    assert "Not published: the draft was started from version 2" in content
+    assert "Restart the draft from version 3" in content
+    assert reloaded(policy).version == 3 and reloaded(policy).definitions == [DENY_PR]
+    # The diff shown is against the live version the draft would replace.
+    removed = [text(tr) for tr in find_all(page(refused), "tr", class_="diff-removed")]
+    assert any("pull_request" in line for line in removed)
+
+    assert (
+        admin.post(url("discard", policy), {"revision": str(revision(policy))}).status_code == 302
+    )
+    assert not working_copy(reloaded(policy)).is_draft and reloaded(policy).version == 3
+    assert publish(admin, policy).status_code == 302  # nothing to publish: said, not a 500
