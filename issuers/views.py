@@ -19,7 +19,9 @@ from django.contrib.auth.decorators import login_required
 from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from issuers import retirement, selectors, services
@@ -29,6 +31,7 @@ from issuers.http import Certificate
 from issuers.jwks import ParsedKey
 from issuers.models import Issuer
 from policies.examples import example_for
+from policies.selectors import issuer_policy_summary
 from trustportal.access import Need, organization_for_user
 from trustportal.models import Organization, Role, User
 
@@ -47,6 +50,7 @@ class IssuerRow:
     issuer: Issuer
     active_keys: int
     warnings: int
+    policy: str
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,12 @@ def _to_detail(issuer: Issuer) -> HttpResponse:
     return redirect("issuers:detail", org=issuer.organization.login, issuer_id=issuer.pk)
 
 
+def _policy_url(issuer: Issuer) -> str:
+    return reverse(
+        "policies:editor", kwargs={"org": issuer.organization.login, "issuer_id": issuer.pk}
+    )
+
+
 # --- list ---------------------------------------------------------------------------------------
 @login_required
 @require_GET
@@ -85,14 +95,17 @@ def issuer_list(request: HttpRequest, org: str) -> HttpResponse:
     """List the organization's issuers with their key health; admins get a register button."""
     organization, role = organization_for_user(request.user, org, Need.READ_CONFIGURATION)
     now = timezone.now()
-    issuers = selectors.issuers_of(organization).annotate(
-        active_key_count=Count("keys", filter=Q(keys__removed_at__isnull=True))
+    issuers = (
+        selectors.issuers_of(organization)
+        .select_related("policy")
+        .annotate(active_key_count=Count("keys", filter=Q(keys__removed_at__isnull=True)))
     )
     rows = [
         IssuerRow(
             issuer=issuer,
             active_keys=issuer.active_key_count,
             warnings=len(selectors.issuer_warnings(issuer, now)),
+            policy=issuer_policy_summary(issuer),
         )
         for issuer in issuers
     ]
@@ -132,8 +145,12 @@ def issuer_register(request: HttpRequest, org: str) -> HttpResponse:
             else:
                 messages.success(
                     request,
-                    f"Registered the issuer {issuer.name}. It denies every exchange until you "
-                    "add an allow policy for it.",
+                    format_html(
+                        'Registered the issuer {}. It denies every exchange until you <a href="{}">'
+                        "add an allow policy for it</a>.",
+                        issuer.name,
+                        _policy_url(issuer),
+                    ),
                 )
                 return _to_detail(issuer)
         url = str(form["url"].value() or "")
@@ -238,6 +255,8 @@ def issuer_detail(request: HttpRequest, org: str, issuer_id: UUID) -> HttpRespon
             "provider": known_provider(issuer.url),
             "plain_http": urlsplit(issuer.url).scheme.lower() == "http",
             "now": now,
+            "policy_url": _policy_url(issuer),
+            "policy_summary": issuer_policy_summary(issuer),
         },
     )
 

@@ -169,10 +169,10 @@ def _rows_from_data(data: QueryDict | Mapping[str, Any]) -> list[RuleRow]:
 class DefinitionForm(forms.Form):
     """Add or edit one definition; `key` keeps the HTML ids of two forms on one page apart."""
 
-    version = forms.IntegerField(
+    revision = forms.IntegerField(
         widget=forms.HiddenInput,
-        min_value=1,
-        error_messages={"required": "The form lost the policy version: reload the page."},
+        min_value=0,
+        error_messages={"required": "The form lost the draft revision: reload the page."},
     )
     decision = forms.ChoiceField(choices=DECISION_CHOICES, widget=forms.RadioSelect)
     token_type = forms.ChoiceField(
@@ -221,9 +221,9 @@ class DefinitionForm(forms.Form):
         *,
         key: str,
         definition: Mapping[str, Any] | None = None,
-        version: int | None = None,
+        revision: int | None = None,
     ) -> None:
-        initial: dict[str, Any] = {"version": version, "decision": "allow"}
+        initial: dict[str, Any] = {"revision": revision, "decision": "allow"}
         if definition is not None:
             initial.update(
                 decision=definition.get("decision"),
@@ -331,13 +331,23 @@ class VersionForm(forms.Form):
     version = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
 
 
+class RevisionForm(forms.Form):
+    """The draft revision a button's page showed, so a stale click is refused, not applied."""
+
+    revision = forms.IntegerField(widget=forms.HiddenInput, min_value=0)
+
+
+class PublishForm(RevisionForm):
+    confirm = forms.BooleanField(required=False)
+
+
 class RawForm(forms.Form):
     """Replace every definition at once with pasted JSON (a list of definitions)."""
 
-    version = forms.IntegerField(
+    revision = forms.IntegerField(
         widget=forms.HiddenInput,
-        min_value=1,
-        error_messages={"required": "The form lost the policy version: reload the page."},
+        min_value=0,
+        error_messages={"required": "The form lost the draft revision: reload the page."},
     )
     definitions = forms.CharField(
         label="Definitions (JSON)",

@@ -2,7 +2,7 @@
 
 from django.urls import URLPattern, path
 
-from policies import views
+from policies import draft_views, views
 
 app_name = "policies"
 
@@ -17,6 +17,9 @@ urlpatterns: list[URLPattern] = [
         name="delete",
     ),
     path("<uuid:issuer_id>/definitions/<int:index>/move/", views.definition_move, name="move"),
+    path("<uuid:issuer_id>/draft/publish/", draft_views.publish, name="publish"),
+    path("<uuid:issuer_id>/draft/discard/", draft_views.discard, name="discard"),
+    path("<uuid:issuer_id>/draft/restart/", draft_views.restart, name="restart"),
     path("<uuid:issuer_id>/simulate/", views.simulate, name="simulate"),
     path("<uuid:issuer_id>/replay/", views.replay, name="replay"),
     path("<uuid:issuer_id>/versions/", views.versions, name="versions"),

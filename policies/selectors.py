@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import threading
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import QuerySet
 
 from policies.matching import CompiledPolicy, compile_policy
-from policies.models import AuthPolicy, AuthPolicyVersion
+from policies.models import AuthPolicy, AuthPolicyVersion, PolicyDraft
 from trustportal.models import Organization
 
 _compiled: dict[tuple[Any, int], CompiledPolicy] = {}
@@ -68,3 +69,51 @@ def compiled_policy(policy_id: Any, version: int, definitions: Any = None) -> Co
             _compiled.clear()
         _compiled[key] = found
     return found
+
+
+@dataclass(frozen=True)
+class WorkingCopy:
+    """What the editor shows and edits: the open draft, or the live definitions if none is open.
+
+    `revision` is the draft's edit counter (0 before the issuer ever had a draft): every editor
+    form carries it back, so an edit made on a page that shows an older state is refused.
+    """
+
+    definitions: list[Any]
+    revision: int
+    draft: PolicyDraft | None
+
+    @property
+    def is_draft(self) -> bool:
+        return self.draft is not None
+
+
+def working_copy(policy: AuthPolicy) -> WorkingCopy:
+    draft = (
+        PolicyDraft.objects.select_related("started_by", "modified_by")
+        .filter(policy=policy)
+        .first()
+    )
+    if draft is None or draft.base_version is None:
+        return WorkingCopy(list(policy.definitions), draft.revision if draft else 0, None)
+    return WorkingCopy(list(draft.definitions), draft.revision, draft)
+
+
+def policy_summary(definitions: Any) -> str:
+    """What a policy does in a few words: "1 allow, 1 deny", or "denies everything"."""
+    decisions = (
+        [d.get("decision") for d in definitions if isinstance(d, dict)] if definitions else []
+    )
+    allows, denies = decisions.count("allow"), decisions.count("deny")
+    if not allows:
+        return "denies everything"
+    parts = [f"{allows} allow{'s' if allows != 1 else ''}"]
+    if denies:
+        parts.append(f"{denies} {'deny' if denies == 1 else 'denies'}")
+    return ", ".join(parts)
+
+
+def issuer_policy_summary(issuer: Any) -> str:
+    """`policy_summary` of an issuer's policy (an issuer without one denies everything)."""
+    policy = getattr(issuer, "policy", None)  # the reverse one-to-one raises when missing
+    return policy_summary(policy.definitions if policy is not None else [])

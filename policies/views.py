@@ -1,15 +1,15 @@
 """Policy pages: the editor (works without JavaScript), simulator, replay and version history.
 
 Views stay thin: they check access (`organization_for_user`), read through selectors, write through
-`policies.services` (every save is `policy_update` with the version the page showed, so a
-concurrent change is refused and explained, never overwritten), and put the service's errors next
-to the inputs they concern. Admins edit; auditors see every page read-only and may use the
-simulator and replay, which save nothing.
+`policies.drafts` and `policies.services`, and put the service's errors next to the inputs they
+concern. Editor changes (add, edit, move, delete, replace) stage on the issuer's shared draft with
+the draft revision the page showed, so a concurrent edit is refused and explained, never
+overwritten; only Publish (`policies.draft_views`) makes the draft live, as one version. Admins
+edit; auditors see every page read-only and may use the simulator and replay, which save nothing.
 """
 
 from __future__ import annotations
 
-import difflib
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,13 +26,16 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from policies import selectors, services, simulation
-from policies.errors import PolicyInvalid
+from policies import drafts, selectors, services, simulation
+from policies.diffs import DiffLine, definitions_diff
+from policies.draft_views import draft_panel
+from policies.errors import DraftChanged, PolicyInvalid
 from policies.examples import Example, example_for, placeholder_errors
 from policies.forms import (
     DefinitionForm,
     RawForm,
     ReplayForm,
+    RevisionForm,
     SimulateForm,
     VersionForm,
     is_text,
@@ -44,11 +47,10 @@ from policies.models import AuthPolicy, AuthPolicyVersion
 from policies.samples import sample_claims
 from policies.validation import FieldError, LintWarning
 from trustportal.access import Need, organization_for_user
-from trustportal.errors import BadRequest, NotFound, PreconditionFailed
+from trustportal.errors import BadRequest, NotFound
 from trustportal.models import Organization, Role, User
 
 VERSIONS_PER_PAGE: Final = 20
-DIFF_CONTEXT_LINES: Final = 3
 
 
 # --------------------------------------------------------------------------------------------
@@ -97,7 +99,7 @@ def _base_context(organization: Organization, role: str, policy: AuthPolicy) -> 
 
 @dataclass(frozen=True)
 class Conflict:
-    """A save refused because the policy moved on since the page was loaded."""
+    """An edit refused because the draft moved on since the page was loaded (revisions)."""
 
     yours: int
     current: int
@@ -105,7 +107,7 @@ class Conflict:
 
 @dataclass(frozen=True)
 class Saved:
-    policy: AuthPolicy
+    revision: int
     warnings: list[LintWarning]
 
 
@@ -120,29 +122,26 @@ def _save(
     policy: AuthPolicy,
     definitions: Any,
     *,
-    expected_version: int,
+    expected_revision: int,
     note: str,
     also_invalid: Sequence[FieldError] = (),
 ) -> Saved | Refused:
-    """Save through `policy_update`; refusals (invalid, stale) come back as data, never raised."""
-    if expected_version != policy.version:
-        return Refused(conflict=Conflict(expected_version, policy.version))
+    """Stage on the draft (`draft_stage`); refusals (invalid, stale) come back as data."""
     if also_invalid:
         return Refused(errors=_all_errors(policy, definitions, also_invalid))
     try:
-        saved, warnings = services.policy_update(
+        draft, warnings = drafts.draft_stage(
             policy=policy,
             definitions=definitions,
-            by=_user(request),
-            expected_version=expected_version,
+            expected_revision=expected_revision,
             note=note,
+            by=_user(request),
         )
     except PolicyInvalid as exc:
         return Refused(errors=exc.errors)
-    except PreconditionFailed:
-        current = AuthPolicy.objects.only("version").get(pk=policy.pk).version
-        return Refused(conflict=Conflict(expected_version, current))
-    return Saved(saved, warnings)
+    except DraftChanged as exc:
+        return Refused(conflict=Conflict(exc.yours, exc.current))
+    return Saved(draft.revision, warnings)
 
 
 def _all_errors(
@@ -164,7 +163,9 @@ def _announce(request: HttpRequest, saved: Saved, what: str) -> None:
         if count
         else ""
     )
-    messages.success(request, f"{what} Saved as version {saved.policy.version}.{warned}")
+    messages.success(
+        request, f"{what} Staged in the draft: nothing is live until you publish it.{warned}"
+    )
 
 
 def _note(action: str, extra: str = "") -> str:
@@ -248,9 +249,9 @@ def _cards(definitions: list[Any], warnings: list[LintWarning]) -> list[Definiti
     return cards
 
 
-def _lint(policy: AuthPolicy) -> tuple[list[LintWarning], str | None]:
+def _lint(policy: AuthPolicy, definitions: Any) -> tuple[list[LintWarning], str | None]:
     try:
-        return services.policy_lint(policy=policy, definitions=policy.definitions), None
+        return services.policy_lint(policy=policy, definitions=definitions), None
     except PolicyError as exc:  # saved before today's validation rules; say so, don't crash
         return [], str(exc)
 
@@ -270,27 +271,31 @@ def _render_editor(
     problems: Sequence[str] = (),
     example: Example | None = None,
 ) -> HttpResponse:
-    warnings, broken = _lint(policy)
-    readable = is_text(policy.definitions)
+    work = selectors.working_copy(policy)
+    shown = work.definitions
+    warnings, broken = _lint(policy, shown)
+    readable = is_text(shown)
     if not readable:  # only the API could have saved this; the forms refuse it
         broken = (
             "they contain an unpaired surrogate escape (like \\ud800), which is not text, "
             "so they are shown only as JSON"
         )
     latest = selectors.policy_versions(policy).first()
-    offered = example_for(policy.issuer.issuer) if not policy.definitions else None
+    offered = example_for(policy.issuer.issuer) if not shown else None
     context = {
         **_base_context(organization, role, policy),
-        "cards": _cards(policy.definitions, warnings) if readable else [],
+        "work": work,
+        "draft": draft_panel(policy, work),
+        "cards": _cards(shown, warnings) if readable else [],
         "warning_count": len(warnings),
         "broken": broken,
         "latest": latest,
         "editing": editing,
         "edit_form": edit_form,
-        "add_form": add_form or DefinitionForm(key="add", version=policy.version),
+        "add_form": add_form or DefinitionForm(key="add", revision=work.revision),
         "raw_form": raw_form
         or RawForm(
-            initial={"definitions": pretty_json(policy.definitions), "version": policy.version},
+            initial={"definitions": pretty_json(shown), "revision": work.revision},
             auto_id="raw-%s",
         ),
         "raw_open": raw_form is not None,
@@ -298,9 +303,7 @@ def _render_editor(
         "problems": problems,
         "offered_example": offered,
         "example": example,
-        "simulate_form": SimulateForm(
-            initial={"draft": pretty_json(policy.definitions)}, auto_id="sim-%s"
-        ),
+        "simulate_form": SimulateForm(initial={"draft": pretty_json(shown)}, auto_id="sim-%s"),
     }
     return render(request, "policies/editor.html", context, status=status)
 
@@ -316,11 +319,11 @@ def editor(request: HttpRequest, org: str, issuer_id: UUID) -> HttpResponse:
     if request.GET.get("example") and role == Role.ADMIN:
         example = example_for(policy.issuer.issuer)
         if example is not None:
-            # A draft in the form only: nothing is saved until the admin presses Save.
+            # In the form only: nothing is staged until the admin presses Save.
             raw_form = RawForm(
                 initial={
                     "definitions": pretty_json(example.definitions),
-                    "version": policy.version,
+                    "revision": selectors.working_copy(policy).revision,
                     "note": f"from the {example.provider} example",
                 },
                 auto_id="raw-%s",
@@ -329,10 +332,10 @@ def editor(request: HttpRequest, org: str, issuer_id: UUID) -> HttpResponse:
 
 
 def _with_definition(
-    policy: AuthPolicy, index: int | None, definition: dict[str, Any]
+    shown: list[Any], index: int | None, definition: dict[str, Any]
 ) -> tuple[list[Any], int]:
-    """The policy's definitions with one added (index None) or replaced, and where it is."""
-    definitions = list(policy.definitions)
+    """The shown definitions with one added (index None) or replaced, and where it is."""
+    definitions = list(shown)
     if index is None:
         definitions.append(definition)
         return definitions, len(definitions) - 1
@@ -353,7 +356,7 @@ def _definition_saved_or_shown(
     def again(
         policy: AuthPolicy, form: DefinitionForm, status: int, conflict: Conflict | None = None
     ) -> HttpResponse:
-        if index is not None and index < len(policy.definitions):
+        if index is not None and index < len(selectors.working_copy(policy).definitions):
             return _render_editor(
                 request,
                 organization,
@@ -380,30 +383,31 @@ def _definition_saved_or_shown(
             problems=gone,
         )
 
-    exists = index is None or index < len(policy.definitions)
+    work = selectors.working_copy(policy)
+    exists = index is None or index < len(work.definitions)
     if not form.is_valid():
         partial = form.partial_definition()
         if partial is not None and exists:
             # Some rule rows are incomplete; check the rest now rather than after the fix.
-            definitions, target = _with_definition(policy, index, partial)
+            definitions, target = _with_definition(work.definitions, index, partial)
             form.add_policy_errors(
                 _all_errors(policy, definitions, placeholder_errors(definitions, {target})),
                 target,
             )
         return again(policy, form, 400)
-    version = form.cleaned_data["version"]
-    if not exists and version == policy.version:
+    revision = form.cleaned_data["revision"]
+    if not exists and revision == work.revision:
         raise Http404("No such definition.")
-    outcome: Saved | Refused = Refused(conflict=Conflict(version, policy.version))
+    outcome: Saved | Refused = Refused(conflict=Conflict(revision, work.revision))
     target = -1
     if exists:
-        definitions, target = _with_definition(policy, index, form.definition())
+        definitions, target = _with_definition(work.definitions, index, form.definition())
         action = "added" if index is None else "edited"
         outcome = _save(
             request,
             policy,
             definitions,
-            expected_version=version,
+            expected_revision=revision,
             note=_note(f"{action} definition {target + 1}", form.cleaned_data["note"]),
             also_invalid=placeholder_errors(definitions, {target}),
         )
@@ -412,9 +416,9 @@ def _definition_saved_or_shown(
         _announce(request, outcome, f"Definition {target + 1} {done}.")
         return redirect(_editor_url(policy, f"definition-{target + 1}"))
     if outcome.conflict is not None:
-        # Keep the input; a second submit applies it to the version now shown.
+        # Keep the input; a second submit applies it to the draft now shown.
         data = request.POST.copy()
-        data["version"] = str(outcome.conflict.current)
+        data["revision"] = str(outcome.conflict.current)
         kept = DefinitionForm(data, key=form.key)
         kept.is_valid()
         return again(_reload(policy), kept, 409, outcome.conflict)
@@ -440,14 +444,16 @@ def definition_edit(request: HttpRequest, org: str, issuer_id: UUID, index: int)
     if request.method == "POST":
         form = DefinitionForm(request.POST, key="edit")
         return _definition_saved_or_shown(request, organization, role, policy, form, index)
-    if index >= len(policy.definitions):
+    work = selectors.working_copy(policy)
+    if index >= len(work.definitions):
+        count = len(work.definitions)
         messages.error(
             request,
             f"Definition {index + 1} does not exist: the policy has "
-            f"{len(policy.definitions)} definition{'s' if len(policy.definitions) != 1 else ''}.",
+            f"{count} definition{'s' if count != 1 else ''}.",
         )
         return redirect(_editor_url(policy))
-    form = DefinitionForm(key="edit", definition=policy.definitions[index], version=policy.version)
+    form = DefinitionForm(key="edit", definition=work.definitions[index], revision=work.revision)
     return _render_editor(request, organization, role, policy, editing=index, edit_form=form)
 
 
@@ -469,19 +475,19 @@ def _rearranged(
     done: str,
     anchor: str = "",
 ) -> HttpResponse:
-    """Delete or move a definition of the version the button was shown for.
+    """Delete or move a definition of the draft revision the button was shown for.
 
-    `rearrange` returns the new list, or None when the button does not fit that version.
+    `rearrange` returns the new list, or None when the button does not fit that revision.
     """
-    form = VersionForm(request.POST)
+    form = RevisionForm(request.POST)
     if not form.is_valid():
         problem = "The button's form was incomplete; reload the page and try again."
         return _render_editor(request, organization, role, policy, status=400, problems=[problem])
-    version = form.cleaned_data["version"]
-    definitions = rearrange(list(policy.definitions)) if version == policy.version else None
-    if definitions is None and version == policy.version:
+    revision, work = form.cleaned_data["revision"], selectors.working_copy(policy)
+    definitions = rearrange(list(work.definitions)) if revision == work.revision else None
+    if definitions is None and revision == work.revision:
         raise Http404("No such definition.")
-    outcome = _save(request, policy, definitions or [], expected_version=version, note=note)
+    outcome = _save(request, policy, definitions or [], expected_revision=revision, note=note)
     if isinstance(outcome, Saved):
         _announce(request, outcome, done)
         return redirect(_editor_url(policy, anchor))
@@ -505,6 +511,11 @@ def definition_delete(request: HttpRequest, org: str, issuer_id: UUID, index: in
             return None
         return definitions[:index] + definitions[index + 1 :]
 
+    shown = selectors.working_copy(policy).definitions
+    gone = shown[index] if index < len(shown) else None
+    live = policy.definitions.index(gone) if gone and gone in policy.definitions else -1
+    revoke = reverse("tokens:revoke-matching", kwargs={"org": organization.login})
+
     return _rearranged(
         request,
         organization,
@@ -512,11 +523,13 @@ def definition_delete(request: HttpRequest, org: str, issuer_id: UUID, index: in
         policy,
         delete,
         note=f"deleted definition {index + 1}",
-        done=(
-            f"Definition {index + 1} deleted. Tokens it already granted stay valid until they "
-            "expire; to revoke them, open "
-            + reverse("tokens:revoke-matching", kwargs={"org": organization.login})
-            + f"?policy={policy.pk}&version={policy.version}&definition={index}"
+        done=f"Definition {index + 1} deleted."
+        + (
+            " Tokens it already granted stay valid until they expire; to revoke them once "
+            f"published, open {revoke}?policy={policy.pk}&version={policy.version}"
+            f"&definition={live}"
+            if live >= 0
+            else ""
         ),
     )
 
@@ -564,7 +577,7 @@ def definitions_replace(request: HttpRequest, org: str, issuer_id: UUID) -> Http
         request,
         policy,
         definitions,
-        expected_version=form.cleaned_data["version"],
+        expected_revision=form.cleaned_data["revision"],
         note=_note("replaced all definitions (JSON)", form.cleaned_data["note"]),
         also_invalid=placeholder_errors(definitions),
     )
@@ -573,7 +586,7 @@ def definitions_replace(request: HttpRequest, org: str, issuer_id: UUID) -> Http
         return redirect(_editor_url(policy))
     if outcome.conflict is not None:
         data = request.POST.copy()
-        data["version"] = str(outcome.conflict.current)
+        data["revision"] = str(outcome.conflict.current)
         form = RawForm(data, auto_id="raw-%s")
         form.is_valid()
         return _render_editor(
@@ -737,7 +750,8 @@ def replay(request: HttpRequest, org: str, issuer_id: UUID) -> HttpResponse:
                 for item in result["changed"]
             ]
     else:
-        form = ReplayForm(initial={"draft": pretty_json(policy.definitions)}, auto_id="replay-%s")
+        shown = selectors.working_copy(policy).definitions
+        form = ReplayForm(initial={"draft": pretty_json(shown)}, auto_id="replay-%s")
     context = {
         **_base_context(organization, role, policy),
         "form": form,
@@ -751,39 +765,6 @@ def replay(request: HttpRequest, org: str, issuer_id: UUID) -> HttpResponse:
 
 # --------------------------------------------------------------------------------------------
 # Version history
-
-
-@dataclass(frozen=True)
-class DiffLine:
-    kind: str  # "added", "removed", "context" or "hunk"
-    text: str
-
-    @property
-    def sign(self) -> str:
-        return {"added": "+", "removed": "-", "hunk": ""}.get(self.kind, " ")
-
-
-def definitions_diff(before: Any, after: Any) -> list[DiffLine]:
-    """A unified diff of two versions' definitions as pretty-printed JSON, line by line."""
-    lines = difflib.unified_diff(
-        pretty_json(before).splitlines(),
-        pretty_json(after).splitlines(),
-        lineterm="",
-        n=DIFF_CONTEXT_LINES,
-    )
-    result = []
-    for line in lines:
-        if line.startswith(("---", "+++")):
-            continue
-        if line.startswith("@@"):
-            result.append(DiffLine("hunk", line))
-        elif line.startswith("+"):
-            result.append(DiffLine("added", line[1:]))
-        elif line.startswith("-"):
-            result.append(DiffLine("removed", line[1:]))
-        else:
-            result.append(DiffLine("context", line[1:]))
-    return result
 
 
 @dataclass(frozen=True)
@@ -868,5 +849,9 @@ def rollback(request: HttpRequest, org: str, issuer_id: UUID, version: int) -> H
             + "; ".join(_problem(error) for error in exc.errors),
         )
         return redirect(versions_url)
-    _announce(request, Saved(saved, warnings), f"Rolled back to version {version}.")
+    count = len(warnings)
+    warned = f" It has {count} warning{'s' if count != 1 else ''}." if count else ""
+    messages.success(
+        request, f"Rolled back to version {version}: live as version {saved.version}.{warned}"
+    )
     return redirect(_editor_url(saved))

@@ -27,6 +27,7 @@ from tokens.filters import (
 )
 from tokens.models import AccessToken, Permission, TokenType
 from tokens.principal import Principal
+from tokens.schema import EXCHANGE_FILTERS
 from tokens.selectors import (
     event_for_token,
     event_of,
@@ -303,10 +304,15 @@ class ExchangeListApi(APIView):
     """`GET /api/orgs/{org}/oidc/exchanges`: the history, filtered, newest first, by cursor.
 
     Filters as on the history page (`issuer`, `decision`, `reason`, `subject`, `repository`,
-    `type`, `since`, `until`); `before=<nextCursor>` continues; `limit` 1..500 (default 100).
+    `type`, `requestId`, `since`, `until`); `before=<nextCursor>` continues; `limit` 1..500
+    (default 100).
     """
 
-    @extend_schema(responses=ExchangeListSerializer, operation_id="listOidcExchanges")
+    @extend_schema(
+        responses=ExchangeListSerializer,
+        parameters=EXCHANGE_FILTERS,
+        operation_id="listOidcExchanges",
+    )
     def get(self, request: Request, org: str) -> Response:
         organization = organization_for(request, org, Need.READ_CONFIGURATION)
         params = _params(request)

@@ -6,7 +6,8 @@ FilterError naming every bad field. The selectors turn the value into a queryset
 touches the database.
 
 Names (shared by the history page, its exports and `GET /api/orgs/{org}/oidc/exchanges`):
-`issuer`, `decision`, `reason`, `subject`, `repository`, `type`, `since`, `until`. Token filters
+`issuer`, `decision`, `reason`, `subject`, `repository`, `type`, `requestId`, `since`, `until`.
+Token filters
 (token pages, `/api/orgs/{org}/tokens…`, `revoketokens`): `type`, `issuer`, `policy`,
 `version`, `definition`, `status`, `subject`, `repository`, `since`, `until`.
 """
@@ -17,6 +18,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields
+from dataclasses import field as dataclass_field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypeVar
 
@@ -27,6 +29,8 @@ from tokens.models import Decision, TokenType
 
 T = TypeVar("T")
 REASON = re.compile(r"^[a-z0-9_]{1,64}$")
+# What the middleware accepts or generates as a request id (trustportal.middleware).
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 MAX_PATTERN = 1000
 TOKEN_STATUSES = ("active", "expired", "revoked")
@@ -50,6 +54,8 @@ class EventFilters:
     subject: Pattern | None = None
     repository: Pattern | None = None
     type: str | None = None
+    # Exact, not a pattern: the id a refusal and `trustportal-login` tell users to hand over.
+    request_id: str | None = dataclass_field(default=None, metadata={"param": "requestId"})
     since: datetime | None = None
     until: datetime | None = None
 
@@ -93,14 +99,15 @@ def _params(filters: EventFilters | TokenFilters) -> dict[str, str]:
     params: dict[str, str] = {}
     for field in fields(filters):
         value = getattr(filters, field.name)
+        name = field.metadata.get("param", field.name)
         if value is None:
             continue
         if isinstance(value, Pattern):
-            params[field.name] = value.source
+            params[name] = value.source
         elif isinstance(value, datetime):
-            params[field.name] = value.isoformat().replace("+00:00", "Z")
+            params[name] = value.isoformat().replace("+00:00", "Z")
         else:
-            params[field.name] = str(value)
+            params[name] = str(value)
     return params
 
 
@@ -134,6 +141,14 @@ def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
 def _reason(text: str) -> str:
     if not REASON.match(text):
         raise ValueError("must be a reason code such as denied_by_policy")
+    return text
+
+
+def _request_id(text: str) -> str:
+    if not REQUEST_ID.match(text):
+        raise ValueError(
+            "must be a request id as a refusal shows it: up to 64 letters, digits, '.', '_' or '-'"
+        )
     return text
 
 
@@ -217,6 +232,7 @@ def event_filters_from(params: Mapping[str, Any]) -> EventFilters:
         subject=reader.read("subject", _pattern),
         repository=reader.read("repository", _pattern),
         type=reader.read("type", _choice(tuple(TokenType.values))),
+        request_id=reader.read("requestId", _request_id),
         since=since,
         until=until,
     )

@@ -260,6 +260,7 @@ class ExchangeEvent(models.Model):
             models.Index(
                 fields=["organization", "requested_token_type", "-id"], name="event_org_type"
             ),
+            models.Index(fields=["organization", "request_id", "-id"], name="event_org_request"),
             # Covers the dashboard's per-day and deny-reason counts (index-only on PostgreSQL).
             models.Index(
                 fields=["organization", "created"],

@@ -29,6 +29,7 @@ from environments.providers import names as provider_names
 from environments.selectors import credential_issuances
 from issuers.models import Issuer
 from issuers.selectors import IssuerWarning, issuer_warnings, issuers_of
+from policies.selectors import issuer_policy_summary
 from tokens import services
 from tokens.charts import daily_chart
 from tokens.errors import TokenInvalid
@@ -89,6 +90,7 @@ class IssuerHealth:
     issuer: Issuer
     active_keys: int
     warnings: list[IssuerWarning]
+    policy: str
 
 
 @login_required
@@ -99,14 +101,17 @@ def dashboard(request: HttpRequest, org: str) -> HttpResponse:
     now = timezone.now()
     since = now - timedelta(days=DASHBOARD_DAYS)
     days = exchanges_per_day(organization=organization, days=DASHBOARD_DAYS, now=now)
-    issuers = issuers_of(organization).annotate(
-        active_key_count=Count("keys", filter=Q(keys__removed_at__isnull=True))
+    issuers = (
+        issuers_of(organization)
+        .select_related("policy")
+        .annotate(active_key_count=Count("keys", filter=Q(keys__removed_at__isnull=True)))
     )
     health = [
         IssuerHealth(
             issuer=issuer,
             active_keys=issuer.active_key_count,
             warnings=issuer_warnings(issuer, now),
+            policy=issuer_policy_summary(issuer),
         )
         for issuer in issuers
     ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.utils import OpenApiParameter
 
 
 class AccessTokenScheme(OpenApiAuthenticationExtension):
@@ -61,3 +62,29 @@ def document_errors(result: dict[str, Any], **_kwargs: Any) -> dict[str, Any]:
                 content = {"application/json": {"schema": reference}}
                 responses.setdefault(status, {"description": description, "content": content})
     return result
+
+
+# The query parameters of `GET /api/orgs/{org}/oidc/exchanges` (parsed by tokens.filters).
+EXCHANGE_FILTERS: list[OpenApiParameter] = [
+    OpenApiParameter("issuer", str, description="An issuer id."),
+    OpenApiParameter("decision", str, enum=["allow", "deny"]),
+    OpenApiParameter("reason", str, description="A reason code, e.g. denied_by_policy."),
+    OpenApiParameter("subject", str, description="A policy pattern matched against `sub`."),
+    OpenApiParameter(
+        "repository", str, description="A policy pattern matched against the repository."
+    ),
+    OpenApiParameter("type", str, description="The requested token type."),
+    OpenApiParameter(
+        "requestId",
+        str,
+        description=(
+            "The exact request id of an attempt, as a refusal and `trustportal-login` show it."
+        ),
+    ),
+    OpenApiParameter(
+        "since", str, description="A date or date-time (UTC when no zone), inclusive."
+    ),
+    OpenApiParameter("until", str, description="A date or date-time, exclusive."),
+    OpenApiParameter("before", int, description="The previous page's nextCursor."),
+    OpenApiParameter("limit", int, description="1 to 500 (default 100)."),
+]

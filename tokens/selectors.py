@@ -105,6 +105,8 @@ def events_matching(
         events = events.filter(reason=filters.reason)
     if filters.type is not None:
         events = events.filter(requested_token_type=filters.type)
+    if filters.request_id is not None:
+        events = events.filter(request_id=filters.request_id)
     if filters.subject is not None:
         events = events.filter(matches_pattern("sub", filters.subject))
     if filters.repository is not None:

@@ -187,3 +187,31 @@ def test_bulk_revoke_with_preview(
     screenshot(page, "tokens-revoked")
     still_active = AccessToken.objects.filter(revoked_at__isnull=True)
     assert [token.subject for token in still_active] == [WEB_MAIN["sub"]]
+
+
+def test_a_refused_exchange_is_found_by_its_request_id(
+    auditor_page: Page, history: Issuer, local_issuer: DevIssuer
+) -> None:
+    """The request id a refused job prints leads the admin to that one attempt."""
+    body = exchange_body(local_issuer.mint(APP_PR, audience=AUDIENCE), scope="admin")
+    refused = APIClient().post("/api/oauth/token", body, format="json")
+    assert refused.status_code == 400
+    request_id = refused["X-Request-Id"]
+    attempt = ExchangeEvent.objects.get(request_id=request_id)
+
+    page = auditor_page
+    page.goto("/orgs/acme/")
+    page.get_by_label("Find an exchange by request id").fill(request_id)
+    page.get_by_role("button", name="Find").click()
+    expect(page).to_have_url(re.compile(rf"/orgs/acme/history/\?requestId={request_id}$"))
+    expect(rows(page)).to_have_count(1)
+    assert column(page, 2) == ["Denied"]
+    assert column(page, 3) == ["denied_by_policy"]
+    expect(page.get_by_label("Request id")).to_have_value(request_id)
+    screenshot(page, "history-request-id")
+    rows(page).first.locator("td").first.get_by_role("link").click()
+    expect(page.locator("h1")).to_contain_text(f"Exchange attempt #{attempt.pk}")
+
+    # A request id that matches nothing says so instead of showing everything.
+    page.goto("/orgs/acme/history/?requestId=no-such-request")
+    expect(rows(page)).to_have_count(0)

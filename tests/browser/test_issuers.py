@@ -91,6 +91,7 @@ def test_register_the_local_issuer_step_by_step(
     issuer = Issuer.objects.get()
     expect(page).to_have_url(re.compile(rf"/orgs/acme/issuers/{issuer.pk}/$"))
     expect(page.locator(".messages")).to_contain_text("Registered the issuer Local CI.")
+    expect(page.locator(".messages").get_by_role("link")).to_have_text("add an allow policy for it")
     expect(page.locator("h1")).to_have_text("Local CI")
     expect(fact(page, "Maximum access-token lifetime")).to_have_text("1800 seconds")
     expect(fact(page, "Other accepted audiences")).to_have_text("sts.example.test")
@@ -107,8 +108,12 @@ def test_register_the_local_issuer_step_by_step(
     expect(row).to_have_count(1)
     expect(row.locator("td").nth(0)).to_have_text("Local CI")
     expect(row.locator("td").nth(2)).to_have_text("Enabled")
-    expect(row.locator("td").nth(4)).to_have_text("1")
+    expect(row.locator("td").nth(3)).to_have_text("denies everything")
+    expect(row.locator("td").nth(5)).to_have_text("1")
     screenshot(page, "issuers-list")
+    # The policy summary leads to the policy editor.
+    row.locator("td").nth(3).get_by_role("link").click()
+    expect(page).to_have_url(re.compile(rf"/orgs/acme/policies/{issuer.pk}/$"))
 
 
 def test_a_bad_limit_is_explained_next_to_its_field(

@@ -79,14 +79,14 @@ def test_edit_lint_simulate_replay_save_and_roll_back(
     expect(page.locator(".empty-state")).to_contain_text(
         "This issuer denies every exchange until you add an allow."
     )
-    expect(page.locator(".policy-summary .badge").first).to_have_text("Version 1")
+    expect(page.locator(".policy-summary .badge").first).to_have_text("Live: version 1")
     screenshot(page, "policy-editor-empty")
 
     # An allow, then a deny; the allow's lint warning shows on its card.
     add_definition(page, "Allow: grant the token when every rule matches", {"sub": "repo:acme/*"})
-    expect(page.locator(".messages")).to_contain_text("Definition 1 added. Saved as version 2.")
+    expect(page.locator(".messages")).to_contain_text("Definition 1 added. Staged in the draft")
     add_definition(page, "Deny: refuse, whatever any allow says", DENY_PULL_REQUESTS)
-    expect(page.locator(".messages")).to_contain_text("Definition 2 added. Saved as version 3.")
+    expect(page.locator(".messages")).to_contain_text("Definition 2 added. Staged in the draft")
     expect(cards(page)).to_have_count(2)
     expect(cards(page).locator(".decision")).to_have_text(["Allow", "Deny"])
     warning = cards(page).nth(0).locator(".lint-warning")
@@ -99,7 +99,7 @@ def test_edit_lint_simulate_replay_save_and_roll_back(
     # Reorder: the deny first.
     page.get_by_role("button", name="Move definition 2 up").click()
     expect(page.locator(".messages")).to_contain_text(
-        "Definition 2 moved up: it is now definition 1. Saved as version 4."
+        "Definition 2 moved up: it is now definition 1. Staged in the draft"
     )
     expect(cards(page).locator(".decision")).to_have_text(["Deny", "Allow"])
     # Rules are a JSON object: PostgreSQL (jsonb) keeps them in its own key order.
@@ -107,6 +107,17 @@ def test_edit_lint_simulate_replay_save_and_roll_back(
     assert sorted(claims) == sorted(DENY_PULL_REQUESTS)
     expect(cards(page).nth(1).locator(".lint-warning")).to_contain_text("pull_request event")
     screenshot(page, "policy-editor")
+
+    # Publishing adds the allow's warning: the portal asks before making it live.
+    draft = page.locator("#draft")
+    expect(draft.locator(".draft-warnings")).to_contain_text("pull_request event")
+    draft.get_by_role("button", name="Publish as version 2").click()
+    expect(page.locator("h1")).to_have_text("Publish the draft?")
+    expect(page.locator(".confirm-publish")).to_contain_text("Publishing adds 1 warning")
+    assert AuthPolicy.objects.get(issuer=issuer).version == 1
+    page.get_by_role("button", name="Publish anyway").click()
+    expect(page.locator(".messages")).to_contain_text("Draft published as version 2.")
+    assert AuthPolicy.objects.get(issuer=issuer).version == 2
 
     # The simulator on a pasted token, checked with the issuer's keys.
     token = local_issuer.mint(PUSH_TO_APP, audience=AUDIENCE)
@@ -117,7 +128,7 @@ def test_edit_lint_simulate_replay_save_and_roll_back(
     result = page.locator("#result")
     expect(result.locator(".verdict")).to_have_text("Allowed")
     expect(result.locator(".why")).to_contain_text("definition 2")
-    expect(fact(result, "Policy")).to_have_text("the current policy, version 4")
+    expect(fact(result, "Policy")).to_have_text("the current policy, version 2")
     expect(fact(result, "Claims from")).to_have_text("the pasted token")
     expect(fact(result, "Signature")).to_have_text("valid: checked with this issuer's keys")
     expect(result.locator("tbody.deciding")).to_contain_text("applies and decides")
@@ -157,7 +168,7 @@ def test_edit_lint_simulate_replay_save_and_roll_back(
     expect(row.locator("td").nth(5)).to_contain_text("Deny")
     expect(row.locator("td").nth(5)).to_contain_text("no_matching_policy")
     screenshot(page, "policy-replay")
-    assert AuthPolicy.objects.get(issuer=issuer).version == 4, "replay saves nothing"
+    assert AuthPolicy.objects.get(issuer=issuer).version == 2, "replay saves nothing"
     event = ExchangeEvent.objects.get()
     row.get_by_role("link", name=f"#{event.pk}").click()
     expect(page.locator("h1")).to_contain_text(f"Exchange attempt #{event.pk}")
@@ -169,17 +180,19 @@ def test_edit_lint_simulate_replay_save_and_roll_back(
     expect(editing.locator("h3")).to_have_text("Edit definition 2")
     editing.get_by_label("Patterns of rule 1").fill("repo:acme/infra:ref:refs/heads/main")
     editing.get_by_role("button", name="Save definition").click()
-    expect(page.locator(".messages")).to_contain_text("Definition 2 saved. Saved as version 5.")
+    expect(page.locator(".messages")).to_contain_text("Definition 2 saved. Staged in the draft")
     expect(cards(page).nth(1).locator("code.pattern")).to_have_text(
         ["repo:acme/infra:ref:refs/heads/main"]
     )
+    page.locator("#draft").get_by_role("button", name="Publish as version 3").click()
+    expect(page.locator(".messages")).to_contain_text("Draft published as version 3.")
 
     # Roll back to version 4 from the version history (the button asks first).
     tabs = page.get_by_role("navigation", name="Policy pages")
     tabs.get_by_role("link", name="Version history").click()
-    expect(page.locator("section.version h2").first).to_contain_text("Version 5")
-    expect(page.locator("#version-5 .diff ins")).to_contain_text(["repo:acme/infra"])
-    expect(page.locator("#version-5 .diff del")).to_contain_text(["repo:acme/*"])
+    expect(page.locator("section.version h2").first).to_contain_text("Version 3")
+    expect(page.locator("#version-3 .diff ins")).to_contain_text(["repo:acme/infra"])
+    expect(page.locator("#version-3 .diff del")).to_contain_text(["repo:acme/*"])
     screenshot(page, "policy-versions")
     asked: list[str] = []
 
@@ -188,14 +201,73 @@ def test_edit_lint_simulate_replay_save_and_roll_back(
         dialog.accept()
 
     page.once("dialog", accept)
-    page.locator("#version-4").get_by_role("button", name="Roll back to this version").click()
+    page.locator("#version-2").get_by_role("button", name="Roll back to this version").click()
     expect(page.locator(".messages")).to_contain_text(
-        "Rolled back to version 4. Saved as version 6."
+        "Rolled back to version 2: live as version 4."
     )
-    assert asked == ["Save version 4's definitions as a new version?"]
+    assert asked == ["Save version 2's definitions as a new version?"]
     expect(page).to_have_url(re.compile(rf"/orgs/acme/policies/{issuer.pk}/$"))
     expect(cards(page).nth(1).locator("code.pattern")).to_have_text(["repo:acme/*"])
-    assert AuthPolicy.objects.get(issuer=issuer).version == 6
+    assert AuthPolicy.objects.get(issuer=issuer).version == 4
+
+
+def exchange(dev: DevIssuer, claims: dict[str, str]) -> int:
+    body = exchange_body(dev.mint(claims, audience=AUDIENCE), scope="admin")
+    return APIClient().post("/api/oauth/token", body, format="json").status_code
+
+
+def test_a_draft_goes_live_as_one_version_reached_from_the_issuer(
+    signed_in: Callable[[User], Page],
+    org_admin: User,
+    issuer: Issuer,
+    local_issuer: DevIssuer,
+) -> None:
+    page = signed_in(org_admin)
+    # From the issuer to its policy in two clicks: the issuer, then its Policy tab.
+    page.goto("/orgs/acme/issuers/")
+    row = page.locator("table.issuers tbody tr", has_text="dev")
+    expect(row).to_contain_text("denies everything")
+    row.get_by_role("link", name="dev", exact=True).click()
+    expect(page.locator("#policy")).to_contain_text("denies everything")
+    page.get_by_role("navigation", name="Issuer pages").get_by_role("link", name="Policy").click()
+    expect(page).to_have_url(re.compile(rf"/orgs/acme/policies/{issuer.pk}/$"))
+    expect(page.locator("h1")).to_have_text("Trust policy")
+
+    # The allow is staged: the live policy still denies the job it would allow.
+    allow = {"sub": PUSH_TO_APP["sub"]}
+    add_definition(page, "Allow: grant the token when every rule matches", allow)
+    expect(page.locator(".messages")).to_contain_text("Definition 1 added. Staged in the draft")
+    expect(page.locator(".policy-summary .badge").first).to_have_text("Live: version 1")
+    assert AuthPolicy.objects.get(issuer=issuer).version == 1
+    assert exchange(local_issuer, PUSH_TO_APP) == 400, "the draft is never evaluated"
+    add_definition(page, "Deny: refuse, whatever any allow says", {"event_name": "pull_request"})
+    expect(page.locator(".messages")).to_contain_text("Definition 2 added. Staged in the draft")
+    assert AuthPolicy.objects.get(issuer=issuer).version == 1
+    assert exchange(local_issuer, PUSH_TO_APP) == 400
+
+    page.reload()  # the replay summary now includes the attempt made after the last edit
+    draft = page.locator("#draft")
+    expect(draft.locator("h2")).to_have_text("Draft: not live yet")
+    expect(draft.locator(".diff ins").first).to_be_visible()
+    expect(draft.locator(".replay-summary")).to_contain_text(
+        "2 of the last 2 exchanges would change"
+    )
+    expect(draft.locator(".draft-changes li")).to_have_text(
+        ["added definition 1", "added definition 2"]
+    )
+    screenshot(page, "policy-draft")
+    draft.get_by_role("button", name="Publish as version 2").click()
+    expect(page.locator(".messages")).to_contain_text("Draft published as version 2.")
+    expect(page.locator(".policy-summary .badge").first).to_have_text("Live: version 2")
+    versions = AuthPolicy.objects.get(issuer=issuer).versions.order_by("version")
+    assert [v.version for v in versions] == [1, 2], "no live version with the allow alone"
+    assert exchange(local_issuer, PUSH_TO_APP) == 200
+    assert exchange(local_issuer, {**PUSH_TO_APP, "event_name": "pull_request"}) == 400
+
+    page.goto("/orgs/acme/issuers/")
+    expect(page.locator("table.issuers tbody tr", has_text="dev")).to_contain_text(
+        "1 allow, 1 deny"
+    )
 
 
 def test_an_incomplete_definition_is_explained_next_to_its_rows(

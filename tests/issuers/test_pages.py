@@ -121,6 +121,11 @@ def test_wizard_discovers_then_registers(world, local_issuer: DevIssuer) -> None
     ]
     detail = client.get(done["Location"])
     assert "Registered the issuer dev" in text(detail)
+    # The message, the Policy tab and the policy summary all lead to the policy editor.
+    editor = f"/orgs/orga/policies/{issuer.pk}/"
+    assert f'until you <a href="{editor}">add an allow policy for it</a>.' in text(detail)
+    assert text(detail).count(f'href="{editor}"') == 3
+    assert "This issuer's policy:" in text(detail) and "denies everything" in text(detail)
 
 
 @pytest.fixture(scope="module")
@@ -385,6 +390,7 @@ def test_list_shows_issuers_with_key_health(world, local_issuer: DevIssuer, outb
     assert local_issuer.url in page and "Enabled" in page
     assert re.search(r"<td>1</td>", page), "one active key"
     assert "Register issuer" in page
+    assert f'/orgs/orga/policies/{issuer.pk}/">denies everything</a>' in page
 
 
 def test_detail_shows_settings_keys_and_fetch_history(

@@ -17,11 +17,13 @@ from django.utils import timezone
 
 from issuers.devissuer import DevIssuer, SigningKey
 from issuers.services import Outbound, issuer_register
+from policies.drafts import draft_stage
 from policies.errors import PolicyInvalid
 from policies.examples import example_for, placeholder_errors
 from policies.forms import locate
 from policies.models import AuthPolicy, AuthPolicyVersion
 from policies.samples import sample_claims, samples
+from policies.selectors import working_copy
 from policies.services import policy_update
 from tests.factories import PASSWORD, MembershipFactory, OrganizationFactory, UserFactory
 from tests.tokens.conftest import AUDIENCE, exchange_body
@@ -96,6 +98,19 @@ def reloaded(policy: AuthPolicy) -> AuthPolicy:
     return AuthPolicy.objects.get(pk=policy.pk)
 
 
+def staged(policy: AuthPolicy) -> list[Any]:
+    """What the editor shows and edits: the open draft, or the live definitions."""
+    return working_copy(reloaded(policy)).definitions
+
+
+def revision(policy: AuthPolicy) -> int:
+    return working_copy(reloaded(policy)).revision
+
+
+def publish(client: Client, policy: AuthPolicy, **extra: str) -> Any:
+    return client.post(url("publish", policy), {"revision": str(revision(policy)), **extra})
+
+
 # --- reading the HTML ---------------------------------------------------------------------------
 
 
@@ -160,7 +175,7 @@ def cards(root: Element) -> list[str]:
 
 
 def definition_data(
-    version: int,
+    revision: int,
     *,
     decision: str = "allow",
     token_type: str = "organization",
@@ -170,7 +185,7 @@ def definition_data(
 ) -> dict[str, Any]:
     """What the browser sends from the add or edit form, rule rows included (plus empty ones)."""
     data: dict[str, Any] = {
-        "version": str(version),
+        "revision": str(revision),
         "decision": decision,
         "token_type": token_type,
         "permissions": list(permissions),
@@ -214,7 +229,7 @@ def test_empty_state_offers_the_github_example_without_saving_it(admin, github_p
 
     # Saving it unedited is refused: the placeholders must be filled in first.
     refused = admin.post(
-        url("replace", github_policy), {"version": "1", "definitions": json.dumps(draft)}
+        url("replace", github_policy), {"revision": "0", "definitions": json.dumps(draft)}
     )
     assert refused.status_code == 400
     assert "replace the placeholder &lt;OWNER&gt; first" in refused.content.decode()
@@ -222,8 +237,10 @@ def test_empty_state_offers_the_github_example_without_saving_it(admin, github_p
 
     filled = json.dumps(draft).replace("<OWNER>", "acme").replace("<REPOSITORY>", "infra")
     filled = filled.replace("<OWNER_ID>", "88310").replace("<REPOSITORY_ID>", "704117")
-    saved = admin.post(url("replace", github_policy), {"version": "1", "definitions": filled})
+    saved = admin.post(url("replace", github_policy), {"revision": "0", "definitions": filled})
     assert saved.status_code == 302
+    assert staged(github_policy) == json.loads(filled)
+    assert publish(admin, github_policy).status_code == 302
     assert reloaded(github_policy).definitions == json.loads(filled)
     root = page(admin.get(url("editor", github_policy)))
     assert not find_all(root, "div", class_="empty-state")
@@ -238,16 +255,22 @@ def test_no_example_for_an_unknown_issuer(admin, policy) -> None:
 
 
 def test_add_an_allow_and_a_deny_without_javascript(admin, policy) -> None:
-    response = admin.post(url("add", policy), definition_data(1, rules=MAIN_RULES))
+    response = admin.post(url("add", policy), definition_data(0, rules=MAIN_RULES))
     assert response.status_code == 302
     assert response["Location"].endswith("#definition-1")
-    assert reloaded(policy).version == 2
+    # Staged, not live: the allow without its deny never reaches an exchange.
+    assert reloaded(policy).version == 1 and reloaded(policy).definitions == []
     response = admin.post(
-        url("add", policy), definition_data(2, decision="deny", rules=PR_RULES), follow=True
+        url("add", policy), definition_data(1, decision="deny", rules=PR_RULES), follow=True
     )
-    assert "Definition 2 added. Saved as version 3." in response.content.decode()
+    assert "Definition 2 added. Staged in the draft" in response.content.decode()
+    assert reloaded(policy).version == 1
+    response = publish(admin, policy)
+    assert response.status_code == 302
+    response = admin.get(response["Location"])
+    assert "Draft published as version 2." in response.content.decode()
     saved = reloaded(policy)
-    assert saved.version == 3
+    assert saved.version == 2
     assert saved.definitions == [ALLOW_MAIN, DENY_PR]
 
     root = page(response)
@@ -259,10 +282,13 @@ def test_add_an_allow_and_a_deny_without_javascript(admin, policy) -> None:
         and "repo:acme/infra:ref:refs/heads/main" in shown[0]
     )
     assert "#2" in shown[1] and "Deny" in shown[1] and "pull_request_target" in shown[1]
-    assert "Version 3" in text(find(root, "section", class_="policy-summary"))
+    assert "Live: version 2" in text(find(root, "section", class_="policy-summary"))
     notes = [v.note for v in AuthPolicyVersion.objects.filter(policy=policy).order_by("version")]
-    assert notes == ["created with the issuer", "added definition 1", "added definition 2"]
-    author = AuthPolicyVersion.objects.get(policy=policy, version=3).created_by
+    assert notes == [
+        "created with the issuer",
+        "published draft: added definition 1; added definition 2",
+    ]
+    author = AuthPolicyVersion.objects.get(policy=policy, version=2).created_by
     assert author is not None and author.username == "alice"
 
 
@@ -271,10 +297,10 @@ def test_team_token_definition(admin, org, policy) -> None:
 
     TeamFactory(organization=org, name="platform")
     data = definition_data(
-        1, token_type="team", permissions=(), team_name="platform", rules=MAIN_RULES
+        0, token_type="team", permissions=(), team_name="platform", rules=MAIN_RULES
     )
     assert admin.post(url("add", policy), data).status_code == 302
-    assert reloaded(policy).definitions == [
+    assert staged(policy) == [
         {
             "decision": "allow",
             "tokenType": "team",
@@ -294,7 +320,7 @@ def test_edit_shows_the_definition_in_the_form_and_saves_it(admin, policy) -> No
     assert text(find(edit, "textarea", name="rule-0-patterns")) == (
         "repo:acme/infra:ref:refs/heads/main"
     )
-    assert ("value", "2") in find(edit, "input", name="version").attributes
+    assert ("value", "0") in find(edit, "input", name="revision").attributes
     # Three empty rows after the two rules, to add more without JavaScript.
     assert len(find_all(edit, "tr", class_="rule-row")) == 5
 
@@ -302,9 +328,10 @@ def test_edit_shows_the_definition_in_the_form_and_saves_it(admin, policy) -> No
         ("sub", "repo:acme/infra:ref:refs/heads/main\nrepo:acme/infra:ref:refs/heads/release"),
         ("repository_owner_id", "88310"),
     )
-    data = definition_data(2, permissions=("standard",), rules=rules, note="release too")
+    data = definition_data(0, permissions=("standard",), rules=rules, note="release too")
     response = admin.post(url("edit", policy, index=0), data)
     assert response.status_code == 302
+    assert publish(admin, policy).status_code == 302
     saved = reloaded(policy)
     assert saved.version == 3
     assert saved.definitions[0] == {
@@ -321,7 +348,7 @@ def test_edit_shows_the_definition_in_the_form_and_saves_it(admin, policy) -> No
     }
     assert saved.definitions[1] == DENY_PR
     assert AuthPolicyVersion.objects.get(policy=policy, version=3).note == (
-        "edited definition 1: release too"
+        "published draft: edited definition 1: release too"
     )
 
 
@@ -334,40 +361,40 @@ def test_move_up_and_down_change_the_order(admin, policy) -> None:
     assert "Move up" in text(middle) and "Move down" in text(middle)
     assert "Move up" in text(last) and "Move down" not in text(last)
 
-    response = admin.post(url("move", policy, index=2), {"version": "2", "direction": "up"})
+    response = admin.post(url("move", policy, index=2), {"revision": "0", "direction": "up"})
     assert response.status_code == 302 and response["Location"].endswith("#definition-2")
-    assert reloaded(policy).definitions == [ALLOW_MAIN, third, DENY_PR]
+    assert staged(policy) == [ALLOW_MAIN, third, DENY_PR]
     response = admin.post(
-        url("move", policy, index=0), {"version": "3", "direction": "down"}, follow=True
+        url("move", policy, index=0), {"revision": "1", "direction": "down"}, follow=True
     )
-    assert reloaded(policy).definitions == [third, ALLOW_MAIN, DENY_PR]
-    assert reloaded(policy).version == 4
+    assert staged(policy) == [third, ALLOW_MAIN, DENY_PR]
+    assert reloaded(policy).version == 2  # both moves wait in the draft
     shown = cards(page(response))
     assert "repo:acme/app" in shown[0] and "88310" in shown[1] and "Deny" in shown[2]
     # The last definition cannot move down.
     assert (
-        admin.post(url("move", policy, index=2), {"version": "4", "direction": "down"}).status_code
+        admin.post(url("move", policy, index=2), {"revision": "2", "direction": "down"}).status_code
         == 404
     )
 
 
 def test_delete_a_definition(admin, policy) -> None:
     policy_update(policy=policy, definitions=[ALLOW_MAIN, DENY_PR])
-    response = admin.post(url("delete", policy, index=0), {"version": "2"}, follow=True)
+    response = admin.post(url("delete", policy, index=0), {"revision": "0"}, follow=True)
     content = response.content.decode()
-    assert "Definition 1 deleted." in content and "Saved as version 3." in content
+    assert "Definition 1 deleted." in content and "Staged in the draft" in content
     assert "/orgs/acme/tokens/revoke/?policy=" in content
     assert "version=2&amp;definition=0" in content
-    assert reloaded(policy).definitions == [DENY_PR]
+    assert staged(policy) == [DENY_PR] and reloaded(policy).definitions == [ALLOW_MAIN, DENY_PR]
     assert len(cards(page(response))) == 1
-    admin.post(url("delete", policy, index=0), {"version": "3"})
+    admin.post(url("delete", policy, index=0), {"revision": "1"})
     root = page(admin.get(url("editor", policy)))
     assert "denies every exchange until you add an allow" in text(root)
 
 
 def test_invalid_input_is_shown_next_to_the_field_kept_and_not_saved(admin, policy) -> None:
     data = definition_data(
-        1,
+        0,
         token_type="team",
         permissions=(),
         team_name="ghost",
@@ -391,7 +418,7 @@ def test_invalid_input_is_shown_next_to_the_field_kept_and_not_saved(admin, poli
 
     # With the rules fixed, the team that does not exist is named next to its field.
     data = definition_data(
-        1, token_type="team", permissions=(), team_name="ghost", rules=MAIN_RULES
+        0, token_type="team", permissions=(), team_name="ghost", rules=MAIN_RULES
     )
     response = admin.post(url("add", policy), data)
     assert response.status_code == 400
@@ -404,7 +431,7 @@ def test_invalid_input_is_shown_next_to_the_field_kept_and_not_saved(admin, poli
 
 
 def test_service_errors_reach_the_right_field(admin, policy) -> None:
-    data = definition_data(1, permissions=(), rules=MAIN_RULES)
+    data = definition_data(0, permissions=(), rules=MAIN_RULES)
     root = page(admin.post(url("add", policy), data))
     form = find(root, "form", action=url("add", policy))
     permissions = containing(form, "fieldset", input_named("permissions"), class_="field")
@@ -413,11 +440,11 @@ def test_service_errors_reach_the_right_field(admin, policy) -> None:
 
 
 def test_raw_json_is_validated_like_the_forms(admin, policy) -> None:
-    response = admin.post(url("replace", policy), {"version": "1", "definitions": "[{"})
+    response = admin.post(url("replace", policy), {"revision": "0", "definitions": "[{"})
     assert response.status_code == 400
     assert "This is not valid JSON" in response.content.decode()
     bad = [{**ALLOW_MAIN, "colour": "red"}]
-    response = admin.post(url("replace", policy), {"version": "1", "definitions": json.dumps(bad)})
+    response = admin.post(url("replace", policy), {"revision": "0", "definitions": json.dumps(bad)})
     assert response.status_code == 400
     field = containing(page(response), "div", input_named("definitions"), class_="field")
     assert "policies[0].colour: unknown field" in text(field)
@@ -425,58 +452,61 @@ def test_raw_json_is_validated_like_the_forms(admin, policy) -> None:
     assert reloaded(policy).version == 1
     body = json.dumps({"policies": [DENY_PR, ALLOW_MAIN]})  # the API's body works too
     assert (
-        admin.post(url("replace", policy), {"version": "1", "definitions": body}).status_code == 302
+        admin.post(url("replace", policy), {"revision": "0", "definitions": body}).status_code
+        == 302
     )
-    assert reloaded(policy).definitions == [DENY_PR, ALLOW_MAIN]
+    assert staged(policy) == [DENY_PR, ALLOW_MAIN]
 
 
-def test_a_stale_version_is_explained_and_nothing_is_overwritten(admin, policy) -> None:
-    admin.get(url("editor", policy))  # the admin's page shows version 1
-    policy_update(policy=policy, definitions=[DENY_PR], note="someone else")  # now version 2
-    response = admin.post(url("add", policy), definition_data(1, rules=MAIN_RULES))
+def test_a_stale_page_is_explained_and_nothing_is_overwritten(admin, policy) -> None:
+    admin.get(url("editor", policy))  # the admin's page shows revision 0 (no draft)
+    draft_stage(policy=policy, definitions=[DENY_PR], expected_revision=0, note="someone else")
+    response = admin.post(url("add", policy), definition_data(0, rules=MAIN_RULES))
     assert response.status_code == 409
     root = page(response)
     conflict = text(find(root, "div", class_="conflict"))
-    assert "Your change was not saved: this policy was changed by someone else." in conflict
-    assert "You started from version 1; it is now at version 2" in conflict
-    assert reloaded(policy).definitions == [DENY_PR]
-    # The current version is shown, and the admin's input is kept, ready for version 2.
-    assert "Version 2" in text(find(root, "section", class_="policy-summary"))
+    assert "Your change was not applied: someone else changed the draft" in conflict
+    assert "Your page showed draft revision 0; it is now at revision 1" in conflict
+    assert staged(policy) == [DENY_PR]
+    # The draft now is shown, and the admin's input is kept, ready for revision 1.
     assert "Deny" in cards(root)[0]
     form = find(root, "form", action=url("add", policy))
-    assert ("value", "2") in find(form, "input", name="version").attributes
+    assert ("value", "1") in find(form, "input", name="revision").attributes
     assert text(find(form, "textarea", name="rule-0-patterns")) == MAIN_RULES[0][1]
-    # Submitting again applies it to the current version.
-    assert admin.post(url("add", policy), definition_data(2, rules=MAIN_RULES)).status_code == 302
-    assert reloaded(policy).definitions == [DENY_PR, ALLOW_MAIN]
+    # Submitting again applies it to the draft as it is now.
+    assert admin.post(url("add", policy), definition_data(1, rules=MAIN_RULES)).status_code == 302
+    assert staged(policy) == [DENY_PR, ALLOW_MAIN]
 
     # An edit from a stale page shows the definition as it is now, next to the kept input.
     stale_edit = admin.post(
-        url("edit", policy, index=1), definition_data(2, rules=(("sub", "repo:acme/x:*"),))
+        url("edit", policy, index=1), definition_data(1, rules=(("sub", "repo:acme/x:*"),))
     )
     assert stale_edit.status_code == 409
     item = find(page(stale_edit), "li", id="definition-2")
-    assert "as it is now, in version 3" in text(item) and "88310" in text(item)
+    assert "as it is now, in the draft" in text(item) and "88310" in text(item)
     assert text(find(item, "textarea", name="rule-0-patterns")) == "repo:acme/x:*"
-    assert reloaded(policy).definitions == [DENY_PR, ALLOW_MAIN]
+    assert staged(policy) == [DENY_PR, ALLOW_MAIN]
 
-    stale_delete = admin.post(url("delete", policy, index=0), {"version": "2"})
+    stale_delete = admin.post(url("delete", policy, index=0), {"revision": "1"})
     assert stale_delete.status_code == 409
-    assert "it is now at version 3" in text(find(page(stale_delete), "div", class_="conflict"))
-    assert reloaded(policy).definitions == [DENY_PR, ALLOW_MAIN]
-    stale_raw = admin.post(url("replace", policy), {"version": "1", "definitions": "[]"})
-    assert stale_raw.status_code == 409 and reloaded(policy).version == 3
+    assert "it is now at revision 2" in text(find(page(stale_delete), "div", class_="conflict"))
+    assert staged(policy) == [DENY_PR, ALLOW_MAIN]
+    stale_raw = admin.post(url("replace", policy), {"revision": "0", "definitions": "[]"})
+    assert stale_raw.status_code == 409 and staged(policy) == [DENY_PR, ALLOW_MAIN]
+    assert reloaded(policy).version == 1 and reloaded(policy).definitions == []
 
 
 def test_lint_warning_is_shown_next_to_the_rule(admin, policy) -> None:
-    admin.post(url("add", policy), definition_data(1, rules=(("sub", "*"),)))
-    assert reloaded(policy).version == 2  # warnings never block a save
+    admin.post(url("add", policy), definition_data(0, rules=(("sub", "*"),)))
+    assert staged(policy)  # warnings never block staging
     root = page(admin.get(url("editor", policy)))
     card = find(root, "li", id="definition-1")
     row = find(card, "tr", class_="has-warning")
     assert "sub" in text(row)
     assert 'sub pattern "*" can match any repository or project' in text(row)
     assert "1 warning" in text(find(root, "section", class_="policy-summary"))
+    added = text(find(root, "ul", class_="draft-warnings"))
+    assert "can match any repository or project" in added
 
 
 # --- simulator and replay -----------------------------------------------------------------------
@@ -615,8 +645,10 @@ def test_replay_with_no_exchanges_says_so(admin, policy) -> None:
 
 
 def test_history_shows_diffs_and_rollback_saves_a_new_version(admin, policy) -> None:
-    admin.post(url("add", policy), definition_data(1, rules=MAIN_RULES))
+    admin.post(url("add", policy), definition_data(0, rules=MAIN_RULES))
+    publish(admin, policy)
     admin.post(url("add", policy), definition_data(2, decision="deny", rules=PR_RULES))
+    publish(admin, policy)
     root = page(admin.get(url("versions", policy)))
     v3 = find(root, "section", id="version-3")
     assert "current" in text(find(v3, "h2"))
@@ -631,7 +663,7 @@ def test_history_shows_diffs_and_rollback_saves_a_new_version(admin, policy) -> 
     assert "The first version" in text(find(root, "section", id="version-1"))
 
     response = admin.post(url("rollback", policy, version=2), {"version": "3"}, follow=True)
-    assert "Rolled back to version 2. Saved as version 4." in response.content.decode()
+    assert "Rolled back to version 2: live as version 4." in response.content.decode()
     saved = reloaded(policy)
     assert saved.version == 4 and saved.definitions == [ALLOW_MAIN]
     assert AuthPolicyVersion.objects.get(policy=policy, version=4).note == "rollback to version 2"
@@ -860,3 +892,30 @@ def test_samples_are_packaged_with_the_app() -> None:
 def test_locate(path: str, index: int | None, name: str | None, claim: str | None) -> None:
     where = locate(path)
     assert (where.index, where.name, where.claim) == (index, name, claim)
+
+
+def test_publish_asks_about_new_warnings_and_refuses_a_stale_draft(admin, policy) -> None:
+    admin.post(url("add", policy), definition_data(0, rules=(("sub", "*"),)))
+    asked = publish(admin, policy)
+    assert asked.status_code == 409
+    assert "Publishing adds" in text(find(page(asked), "section", class_="confirm-publish"))
+    assert reloaded(policy).version == 1
+    assert publish(admin, policy, confirm="on").status_code == 302
+    assert reloaded(policy).version == 2
+
+    admin.post(url("add", policy), definition_data(revision(policy), rules=MAIN_RULES))
+    policy_update(policy=policy, definitions=[DENY_PR], note="API PATCH")  # live is now v3
+    refused = admin.post(url("publish", policy), {"revision": str(revision(policy))}, follow=True)
+    content = text(page(refused))
+    assert "Not published: the draft was started from version 2" in content
+    assert "Restart the draft from version 3" in content
+    assert reloaded(policy).version == 3 and reloaded(policy).definitions == [DENY_PR]
+    # The diff shown is against the live version the draft would replace.
+    removed = [text(tr) for tr in find_all(page(refused), "tr", class_="diff-removed")]
+    assert any("pull_request" in line for line in removed)
+
+    assert (
+        admin.post(url("discard", policy), {"revision": str(revision(policy))}).status_code == 302
+    )
+    assert not working_copy(reloaded(policy)).is_draft and reloaded(policy).version == 3
+    assert publish(admin, policy).status_code == 302  # nothing to publish: said, not a 500

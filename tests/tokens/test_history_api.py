@@ -104,9 +104,35 @@ def test_cursor_walks_every_event_once(api_client, people, auditor_token) -> Non
     assert seen == [e.pk for e in reversed(created)]
 
 
+def test_request_id_finds_exactly_that_attempt(api_client, history, auditor_token) -> None:
+    denied = history["denied"]
+    auth(api_client, auditor_token)
+    body = api_client.get(URL, {"requestId": denied.request_id}).json()
+    assert ids(body) == [denied.pk]
+    assert body["exchanges"][0]["requestId"] == denied.request_id
+    # Exact, not a prefix or pattern; another organization's attempt is never found.
+    assert ids(api_client.get(URL, {"requestId": denied.request_id[:-1]}).json()) == []
+    other = history["other"].request_id
+    assert ids(api_client.get(URL, {"requestId": other}).json()) == []
+
+
+def test_request_id_is_in_the_openapi_schema(api_client) -> None:
+    schema = json.loads(api_client.get("/api/openapi.json").content)
+    listing = schema["paths"]["/api/orgs/{org}/oidc/exchanges"]["get"]
+    names = {p["name"] for p in listing["parameters"] if p["in"] == "query"}
+    assert {"requestId", "issuer", "decision", "subject", "before", "limit"} <= names
+
+
 def test_bad_filters_are_400(api_client, history, auditor_token) -> None:
     auth(api_client, auditor_token)
-    for params in ({"decision": "maybe"}, {"limit": "0"}, {"limit": "501"}, {"before": "x"}):
+    for params in (
+        {"decision": "maybe"},
+        {"limit": "0"},
+        {"limit": "501"},
+        {"before": "x"},
+        {"requestId": "a b"},
+        {"requestId": "x" * 65},
+    ):
         response = api_client.get(URL, params)
         assert response.status_code == 400, params
         assert response.json()["code"] == 400
