@@ -40,6 +40,7 @@ from environments.models import Environment, Level
 from issuers.devissuer import SigningKey
 from issuers.models import Issuer
 from issuers.services import Outbound, issuer_register
+from notifications.services import webhook_create
 from policies.models import AuthPolicy
 from policies.services import policy_update
 from tests.environments.conftest import make_environment, system_actor
@@ -232,6 +233,12 @@ API_NEEDS: dict[str, dict[str, frozenset[str]]] = {
     "api-esc-version-decrypt": {"GET": ENV_WRITE},
     "api-esc-tags": {"GET": ENV_READ, "POST": ENV_WRITE},
     "api-esc-tag": {"GET": ENV_READ, "PATCH": ENV_WRITE, "DELETE": ENV_WRITE},
+    "api-auditlogs": {"GET": READ},
+    "api-auditlogs-export": {"GET": READ},
+    "api-hooks": {"GET": READ, "POST": ADMIN},
+    "api-hook": {"GET": READ, "PATCH": ADMIN, "DELETE": ADMIN},
+    "api-hook-ping": {"POST": ADMIN},
+    "api-hook-deliveries": {"GET": READ},
 }
 # How a refused B caller is answered when it is not 403.
 API_REFUSAL: dict[tuple[str, str], int] = {("api-user-token", "auditor"): 404}
@@ -276,6 +283,10 @@ PAGE_NEEDS: dict[str, dict[str, frozenset[str]]] = {
     "tokens:revoke-matching": {"GET": ADMIN, "POST": ADMIN},
     "tokens:token": {"GET": READ},
     "tokens:token-revoke": {"POST": ADMIN},
+    "audit:log": {"GET": READ},
+    "notifications:page": {"GET": READ, "POST": ADMIN},
+    "notifications:threshold": {"POST": ADMIN},
+    "notifications:action": {"POST": ADMIN},
 }
 
 # Admin pages that are not a model's: what a signed-in admin or auditor gets.
@@ -406,6 +417,12 @@ def build_world(outbound: Outbound, *, victim: str = VICTIM_LOGIN) -> World:
         sub=f"repo:{MARK}/app:ref:refs/heads/main",
         claims={"sub": f"repo:{MARK}/app:ref:refs/heads/main", "actor": f"{MARK}-actor"},
     )
+    # A webhook named like the environment (the `name` path parameter), whose creation is also
+    # an audit record of B; its address is refused before any connection (TEST-NET).
+    webhook_create(
+        organization=organization,
+        values={"name": ENV, "displayName": f"{MARK}-hook", "payloadUrl": "https://192.0.2.1/h"},
+    )
     org_token = AccessToken.objects.get(name=f"{MARK}-admin-token")
     member_token = AccessToken.objects.get(user=b.member)
     values = {
@@ -427,6 +444,7 @@ def build_world(outbound: Outbound, *, victim: str = VICTIM_LOGIN) -> World:
         "object_id": str(environment.pk),
         "app_label": "issuers",
         "url": "nothing-here/",
+        "action": "deactivate",
     }
     victims: dict[type[models.Model], models.Model] = {}
     for model in _project_models():
@@ -743,6 +761,7 @@ _PARAM_NAMES = (
     "object_id",
     "app_label",
     "url",
+    "action",
 )
 
 ROUTES = list(walk_urls())
