@@ -29,7 +29,6 @@ refers to it.
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +37,8 @@ from typing import Any, Protocol
 import yaml
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 from yaml.nodes import Node as YamlNode
+
+from environments import numbers
 
 MAX_DEFINITION_BYTES = 256 * 1024
 MAX_NODES = 10_000  # per definition, after YAML aliases are expanded
@@ -66,9 +67,6 @@ _INT = "tag:yaml.org,2002:int"
 _FLOAT = "tag:yaml.org,2002:float"
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 _MERGE = "tag:yaml.org,2002:merge"
-_INT_FORMS = ((re.compile(r"[-+]?[0-9]+"), 10), (re.compile(r"0x[0-9a-fA-F]+"), 16))
-_OCTAL = re.compile(r"0o[0-7]+")
-_FLOAT_FORM = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
 _PATH_NAME = re.compile(r"[^.\[\]\"{}\s]+")
 # YAML escapes can produce lone UTF-16 surrogates, which no UTF-8 output or database accepts.
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -564,10 +562,12 @@ class _Parser:
             # YAML 1.2 (what Pulumi's Go parser speaks): only true/false are booleans.
             lowered = text.lower()
             return Literal(where, path, lowered == "true" if lowered in ("true", "false") else text)
-        if tag == _INT:
-            return Literal(where, path, _integer(text))
-        if tag == _FLOAT:
-            return Literal(where, path, _float(text))
+        if tag in (_INT, _FLOAT):
+            number = numbers.integer(text) if tag == _INT else numbers.decimal(text)
+            if isinstance(number, numbers.OutOfRange):
+                self.error(number.message, where, path)
+                return None
+            return Literal(where, path, number)
         if tag == _TIMESTAMP:
             return Literal(where, path, text)
         self.error(f"unsupported YAML tag {tag}", where, path)
@@ -698,25 +698,6 @@ def _interpolation_end(text: str, start: int) -> int:
             return i
         i += 1
     return -1
-
-
-def _integer(text: str) -> int | str:
-    cleaned = text.strip()
-    for pattern, base in _INT_FORMS:
-        if pattern.fullmatch(cleaned):
-            return int(cleaned, base)
-    if _OCTAL.fullmatch(cleaned):
-        return int(cleaned[2:], 8)
-    return text  # YAML 1.1 forms (1_000, 0b1, 1:20) are strings in YAML 1.2
-
-
-def _float(text: str) -> float | str:
-    cleaned = text.strip()
-    if _FLOAT_FORM.fullmatch(cleaned):
-        number = float(cleaned)
-        if math.isfinite(number):
-            return number
-    return text  # .inf / .nan have no JSON form: keep them as written
 
 
 def parse(text: str, environment: str) -> Definition:

@@ -51,6 +51,7 @@ from environments.providers.base import (
     OpenContext,
     ProviderError,
 )
+from environments.providers.endpoints import ProviderEndpoints
 from environments.secrets import (
     SecretBox,
     SecretError,
@@ -363,6 +364,7 @@ class _ProviderRun:
     request: RequestInfo
     issuer: str | None
     now: datetime
+    endpoints: ProviderEndpoints
     post: HttpPoster
     rotation_period: timedelta
     exchange_event_id: int | None
@@ -408,6 +410,7 @@ class _ProviderRun:
             id_token=id_token,
             post=self.post,
             now=lambda: self.now,
+            endpoints=self.endpoints,
         )
         provider = self.find(call.provider)
         try:
@@ -519,25 +522,6 @@ def _outputs_of(event: AccessEvent, session_id: str | None) -> dict[str, Any]:
     return found if isinstance(found, dict) else {}
 
 
-def default_post() -> HttpPoster:
-    """The outbound POST providers use: the guarded client under the configured policy."""
-    from issuers import http
-    from issuers.services import outbound_policy
-
-    policy = outbound_policy()
-
-    def post(
-        url: str,
-        *,
-        body: bytes,
-        content_type: str,
-        headers: Mapping[str, str] | None = None,
-    ) -> tuple[int, Mapping[str, str], bytes]:
-        return http.post(url, body=body, content_type=content_type, headers=headers, policy=policy)
-
-    return post
-
-
 def open_outputs_purge(*, now: datetime | None = None) -> int:
     """Delete the sealed provider outputs of expired sessions; the count deleted."""
     deleted, _ = OpenOutputs.objects.filter(expires__lte=now or timezone.now()).delete()
@@ -574,13 +558,15 @@ def environment_open(
     now = now or timezone.now()
     request = request or RequestInfo()
     config = settings.TRUSTPORTAL
+    endpoints = ProviderEndpoints.from_config(config)
     run = _ProviderRun(
         root=environment,
         actor=actor,
         request=request,
         issuer=issuer or signing.issuer_url(config, base_url=config.public_url),
         now=now,
-        post=post or default_post(),
+        endpoints=endpoints,
+        post=post or endpoints.poster(),
         rotation_period=timedelta(days=max(config.oidc_key_rotation_days, 1)),
         exchange_event_id=_exchange_event_id(actor),
         find=find,

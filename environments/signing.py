@@ -278,19 +278,28 @@ def environment_label(project: str, name: str) -> str:
     return name if project == DEFAULT_PROJECT else f"{project}/{name}"
 
 
-def subject_for(context: OpenContext, attributes: Sequence[str] = ()) -> str:
-    """The `sub` claim in Pulumi ESC's documented format.
+def imported_call(context: OpenContext) -> bool:
+    """Whether the call is in an imported environment rather than in the one being opened."""
+    root = (context.root_project, context.root_environment)
+    return (context.project, context.environment) != root
 
-    Without attributes `pulumi:environments:org:<org>:env:<root environment>`; with them the
-    prefix `pulumi:environments:pulumi.organization.login:<org>`, then `:<attribute>:<value>`
-    for each, in the order given. ProviderError for an attribute Pulumi does not define.
+
+def subject_for(context: OpenContext, attributes: Sequence[str] = ()) -> str:
+    """The `sub` claim in Pulumi ESC's documented format, naming the environment of the call.
+
+    Without attributes `pulumi:environments:org:<org>:env:<environment holding the call>`; with
+    them the prefix `pulumi:environments:pulumi.organization.login:<org>`, then
+    `:<attribute>:<value>` for each, in the order given. It never names the environment being
+    opened when the call sits in an import: whoever may write the import may not open that one,
+    so `rootEnvironment.name` is refused there. ProviderError for an attribute Pulumi does not
+    define.
     """
-    root = environment_label(context.root_project, context.root_environment)
+    current = environment_label(context.project, context.environment)
     if not attributes:
-        return f"pulumi:environments:org:{context.organization}:env:{root}"
+        return f"pulumi:environments:org:{context.organization}:env:{current}"
     values = {
-        "rootEnvironment.name": root,
-        "currentEnvironment.name": environment_label(context.project, context.environment),
+        "rootEnvironment.name": current,
+        "currentEnvironment.name": current,
         "pulumi.user.login": context.actor,
         "pulumi.organization.login": context.organization,
     }
@@ -306,6 +315,13 @@ def subject_for(context: OpenContext, attributes: Sequence[str] = ()) -> str:
         if attribute in seen:
             raise ProviderError(
                 f"subject attribute {attribute!r} is listed twice", reason="bad_subject_attribute"
+            )
+        if attribute == "rootEnvironment.name" and imported_call(context):
+            raise ProviderError(
+                f"subject attribute rootEnvironment.name is not available in {current}, "
+                "which is imported: a token names only the environment holding the call; "
+                "use currentEnvironment.name",
+                reason="bad_subject_attribute",
             )
         seen.add(attribute)
         parts.append(f"{attribute}:{values[attribute]}")
@@ -355,9 +371,11 @@ def id_token_claims(
         "jti": jti,
         "org": context.organization,
         "current_env": environment_label(context.project, context.environment),
-        "root_env": environment_label(context.root_project, context.root_environment),
         "trigger_user": context.actor,
     }
+    if not imported_call(context):
+        # Relying parties bind `root_env` too, so an import's token must not carry it.
+        claims["root_env"] = claims["current_env"]
     if context.exchange_event_id is not None:
         claims["exchange_event"] = context.exchange_event_id
     return claims

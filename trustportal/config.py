@@ -7,6 +7,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -51,6 +52,61 @@ def parse_networks(name: str, value: str | None) -> tuple[IPNetwork, ...]:
 
 
 @dataclass(frozen=True)
+class ProviderEndpoint:
+    """One entry of TRUSTPORTAL_PROVIDER_ENDPOINTS: a URL prefix (or a host) providers may call.
+
+    `vault.internal:8200` stands for `https://vault.internal:8200` with any path. The entry is
+    compared by parts (scheme, host, port, then whole path segments), never as raw text, so
+    `https://vault.internal` does not cover `https://vault.internal.attacker.example`.
+    """
+
+    scheme: str
+    host: str
+    port: int
+    path: str = ""  # without a trailing slash; "" covers every path
+
+    def __str__(self) -> str:
+        default = 443 if self.scheme == "https" else 80
+        port = "" if self.port == default else f":{self.port}"
+        return f"{self.scheme}://{self.host}{port}{self.path}"
+
+
+def parse_provider_endpoint(name: str, item: str) -> ProviderEndpoint:
+    """Parse one allow-list entry (`https://host[:port][/path]`, `http://…` or `host[:port]`)."""
+    text = item if "://" in item else f"https://{item}"
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {item!r} is not a URL prefix or a host") from exc
+    if (
+        parts.scheme not in ("https", "http")
+        or not parts.hostname
+        or "@" in parts.netloc
+        or parts.query
+        or parts.fragment
+        or any(not ("!" <= ch <= "~") or ch in "?#\\" for ch in text)
+    ):
+        raise ConfigError(
+            f"{name}: {item!r} must be https://host[:port][/path] (or http:// for loopback), "
+            "or a host, without a user name, query or fragment"
+        )
+    default = 443 if parts.scheme == "https" else 80
+    return ProviderEndpoint(
+        scheme=parts.scheme,
+        host=parts.hostname.lower(),
+        port=port if port is not None else default,
+        path=parts.path.rstrip("/"),
+    )
+
+
+def parse_provider_endpoints(name: str, value: str | None) -> tuple[ProviderEndpoint, ...]:
+    """Parse a comma-separated list of provider endpoint prefixes or hosts."""
+    items = [item.strip() for item in (value or "").split(",")]
+    return tuple(parse_provider_endpoint(name, item) for item in items if item)
+
+
+@dataclass(frozen=True)
 class TrustPortalConfig:
     """Everything the service reads from TRUSTPORTAL_* variables."""
 
@@ -79,6 +135,10 @@ class TrustPortalConfig:
     webhook_allowed_networks: tuple[IPNetwork, ...] = ()
     # "plain" (one line of text a record) or "json" (one JSON object a line).
     log_format: str = "plain"
+    # Where `fn::open` providers may send the portal's ID tokens besides each cloud's official
+    # token endpoints (Vault addresses, private or regional endpoints). Issuer networks above
+    # never widen it.
+    provider_endpoints: tuple[ProviderEndpoint, ...] = ()
 
     @property
     def is_production(self) -> bool:
@@ -154,6 +214,9 @@ def load_config(environ: Mapping[str, str] = os.environ) -> TrustPortalConfig:
             environ.get("TRUSTPORTAL_WEBHOOK_ALLOWED_NETWORKS"),
         ),
         log_format=log_format,
+        provider_endpoints=parse_provider_endpoints(
+            "TRUSTPORTAL_PROVIDER_ENDPOINTS", environ.get("TRUSTPORTAL_PROVIDER_ENDPOINTS")
+        ),
     )
 
 

@@ -94,7 +94,9 @@ def aws_login(context: OpenContext, arguments: Mapping[str, Any]) -> Credentials
     )
     subject_attributes = oidc.strings("subjectAttributes")
     region = args.optional_string("region", pattern=REGION, hint="an AWS region such as us-east-1")
-    endpoint = args.base_url("endpoint", default=sts_endpoint(region))
+    endpoint = args.endpoint(
+        "endpoint", default=sts_endpoint(region), service=SERVICE, endpoints=context.endpoints
+    )
 
     token = context.id_token(
         IdTokenRequest(

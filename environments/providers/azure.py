@@ -84,7 +84,13 @@ def azure_login(context: OpenContext, arguments: Mapping[str, Any]) -> Credentia
             reason=INVALID_ARGUMENTS,
         )
     subject_attributes = args.strings("subjectAttributes")
-    authority = args.base_url("authorityHost", default=AUTHORITY_HOST, allow_path=False)
+    authority = args.endpoint(
+        "authorityHost",
+        default=AUTHORITY_HOST,
+        service=SERVICE,
+        endpoints=context.endpoints,
+        allow_path=False,
+    )
     scope = args.optional_string(
         "scope", pattern=SCOPE, hint="a resource scope ending in /.default"
     )

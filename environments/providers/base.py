@@ -15,7 +15,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from environments.providers.endpoints import ProviderEndpoints
 
 MIN_ID_TOKEN_LIFETIME = timedelta(minutes=1)
 MAX_ID_TOKEN_LIFETIME = timedelta(hours=1)
@@ -58,18 +61,24 @@ class HttpPoster(Protocol):
 
 @dataclass(frozen=True)
 class OpenContext:
-    """Who opens which environment, and the portal services a provider may use."""
+    """Who opens which environment, and the portal services a provider may use.
+
+    `project`/`environment` name the environment whose definition holds the call: the identity
+    its ID tokens carry. `root_*` is the environment being opened (imports share it); it is
+    recorded, and it names the token only when the call is in the root itself.
+    """
 
     organization: str  # organization login
     project: str
     environment: str
-    root_project: str  # the environment being opened (imports share it)
+    root_project: str
     root_environment: str
     actor: str  # user login, team name or token description
     exchange_event_id: int | None  # the exchange that authorized the caller, when known
     id_token: IdTokenMinter
-    post: HttpPoster
+    post: HttpPoster  # must only reach what `endpoints` allows (`ProviderEndpoints.poster`)
     now: Callable[[], datetime]
+    endpoints: ProviderEndpoints  # where the definition's endpoints may point
 
 
 @dataclass(frozen=True)

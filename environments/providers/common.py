@@ -19,6 +19,8 @@ from urllib.parse import urlencode, urlsplit
 
 from environments.durations import parse_duration
 from environments.providers.base import OpenContext, ProviderError
+from environments.providers.endpoints import REFUSED as ENDPOINT_REFUSED
+from environments.providers.endpoints import ProviderEndpoints
 from issuers.http import FetchError, decode_json
 
 # ProviderError reasons (stable codes recorded with the credential issuance).
@@ -26,6 +28,7 @@ INVALID_ARGUMENTS = "provider_arguments_invalid"
 UNREACHABLE = "provider_unreachable"
 REFUSED = "provider_refused"
 BAD_ANSWER = "provider_bad_answer"
+ENDPOINT_NOT_ALLOWED = "provider_endpoint_not_allowed"
 
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
@@ -195,6 +198,26 @@ class Arguments:
             raise invalid(f"{where} must be the server's address only, without a path")
         return raw.rstrip("/")
 
+    def endpoint(
+        self,
+        key: str,
+        *,
+        default: str | None,
+        service: str,
+        endpoints: ProviderEndpoints,
+        allow_path: bool = True,
+    ) -> str:
+        """Read a service URL (`base_url`) that must be official for `service` or listed.
+
+        Checked here, before any ID token is minted, so that a definition cannot send one
+        where the operator has not allowed (see `endpoints`).
+        """
+        url = self.base_url(key, default=default, allow_path=allow_path)
+        problem = endpoints.refusal(url, service=service)
+        if problem is not None:
+            raise ProviderError(f"{self.path}.{key}: {problem}", reason=ENDPOINT_NOT_ALLOWED)
+        return url
+
     @staticmethod
     def _check_string(where: str, raw: object, pattern: re.Pattern[str] | None, hint: str) -> str:
         """Accept a string (or an integer, as written); refuse control characters and junk."""
@@ -295,6 +318,10 @@ def _post(
             url, body=body, content_type=content_type, headers=headers
         )
     except FetchError as exc:
+        if exc.reason == ENDPOINT_REFUSED:
+            raise ProviderError(
+                f"{service} at {url} is refused: {exc.message}", reason=ENDPOINT_NOT_ALLOWED
+            ) from exc
         if exc.reason in _ANSWER_PROBLEMS:
             raise ProviderError(
                 f"{service} at {url} sent an unusable answer: {exc.message}", reason=BAD_ANSWER

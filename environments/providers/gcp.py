@@ -102,8 +102,15 @@ def gcp_login(context: OpenContext, arguments: Mapping[str, Any]) -> Credentials
     )
     region = oidc.optional_string("region", pattern=REGION, hint="a region such as us-central1")
     subject_attributes = oidc.strings("subjectAttributes")
-    sts = args.base_url("stsEndpoint", default=STS_ENDPOINT)
-    iam = args.base_url("iamCredentialsEndpoint", default=IAM_CREDENTIALS_ENDPOINT)
+    sts = args.endpoint(
+        "stsEndpoint", default=STS_ENDPOINT, service=STS_SERVICE, endpoints=context.endpoints
+    )
+    iam = args.endpoint(
+        "iamCredentialsEndpoint",
+        default=IAM_CREDENTIALS_ENDPOINT,
+        service=IAM_SERVICE,
+        endpoints=context.endpoints,
+    )
 
     audience = pool_provider_audience(project, pool, provider)
     id_token = context.id_token(

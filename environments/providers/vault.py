@@ -49,7 +49,6 @@ def vault_login(context: OpenContext, arguments: Mapping[str, Any]) -> Credentia
         allowed=("address", "namespace", "jwt"),
         unsupported={"token": "child tokens of a stored token are not handed out; use jwt"},
     )
-    address = args.base_url("address", default=None, allow_path=False)
     namespace = args.optional_string(
         "namespace", pattern=NAMESPACE, hint="a namespace path such as admin/team"
     )
@@ -59,6 +58,9 @@ def vault_login(context: OpenContext, arguments: Mapping[str, Any]) -> Credentia
         "mount", pattern=MOUNT, hint="an auth mount path such as jwt or ci/jwt"
     )
     subject_attributes = jwt.strings("subjectAttributes")
+    address = args.endpoint(
+        "address", default=None, service=SERVICE, endpoints=context.endpoints, allow_path=False
+    )
 
     id_token = context.id_token(
         IdTokenRequest(audience=context.organization, subject_attributes=subject_attributes)

@@ -9,12 +9,12 @@ not check: the token, the trust policy and STS's XML errors.
 
 `Portal` plays the portal: it serves the JWKS under the issuer URL, and its minter builds
 claims and signs them with the real `environments.signing` code, so the subjects and claims the
-fakes check are the ones the portal really mints.
+fakes check are the ones the portal really mints. Its providers reach the fakes as an operator
+would let them: through `TRUSTPORTAL_PROVIDER_ENDPOINTS` listing each fake's URL (`LISTENING`).
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import secrets
 import threading
@@ -30,13 +30,31 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from environments.providers.base import IdTokenRequest, OpenContext
+from environments.providers.endpoints import ProviderEndpoints
 from environments.signing import ActiveKey, id_token_claims, id_token_sign
-from issuers import http
 from issuers.devissuer import SigningKey
 from issuers.http import OutboundPolicy
 from tests.conftest import LOOPBACK
+from trustportal.config import load_config
 
 LOCAL = OutboundPolicy(allow_http=True, allowed_networks=LOOPBACK)
+# Every local stand-in started in this process (and the closed ports of 'server down' tests):
+# the allow-list a test portal's operator would write.
+LISTENING: list[str] = []
+
+
+def listen(url: str) -> str:
+    """Record a local service's URL for the test portal's provider allow-list."""
+    if url not in LISTENING:
+        LISTENING.append(url)
+    return url
+
+
+def provider_endpoints(setting: str | None = None) -> ProviderEndpoints:
+    """The allow-list read from `TRUSTPORTAL_PROVIDER_ENDPOINTS` (default: every local fake)."""
+    value = ",".join(LISTENING) if setting is None else setting
+    config = load_config({"TRUSTPORTAL_ENV": "test", "TRUSTPORTAL_PROVIDER_ENDPOINTS": value})
+    return ProviderEndpoints.from_config(config)
 
 
 # ------------------------------------------------------------------------------ the portal
@@ -177,7 +195,7 @@ class FakeService:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self.url = listen(f"http://127.0.0.1:{self._server.server_address[1]}")
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
@@ -199,7 +217,7 @@ def closed_port_url() -> str:
     server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
     port = server.server_address[1]
     server.server_close()
-    return f"http://127.0.0.1:{port}"
+    return listen(f"http://127.0.0.1:{port}")
 
 
 class Portal(FakeService):
@@ -232,14 +250,18 @@ class Portal(FakeService):
     def context(
         self,
         *,
-        policy: OutboundPolicy = LOCAL,
+        endpoints: str | None = None,
         organization: str = "acme",
         project: str = "app",
         environment: str = "dev",
         actor: str = "alice",
     ) -> OpenContext:
-        """An OpenContext whose minter and poster are the real ones (with a test key)."""
+        """An OpenContext whose minter and poster are the real ones (with a test key).
+
+        `endpoints` is the TRUSTPORTAL_PROVIDER_ENDPOINTS value (default: every local fake).
+        """
         holder: list[OpenContext] = []
+        allowed = provider_endpoints(endpoints)
         private_key = self.key.private_key
         assert isinstance(private_key, rsa.RSAPrivateKey)
 
@@ -265,8 +287,9 @@ class Portal(FakeService):
             actor=actor,
             exchange_event_id=None,
             id_token=mint,
-            post=functools.partial(http.post, policy=policy),
+            post=allowed.poster(),
             now=lambda: datetime.now(UTC),
+            endpoints=allowed,
         )
         holder.append(context)
         return context

@@ -15,6 +15,7 @@ from django.test import Client
 from environments import signing
 from environments.models import KeyState, SigningKey
 from environments.providers.base import IdTokenRequest, OpenContext, ProviderError
+from environments.providers.endpoints import ProviderEndpoints
 from environments.secrets import SecretError, box_for
 from trustportal.checks import oidc_issuer_problems
 from trustportal.config import TrustPortalConfig
@@ -22,6 +23,7 @@ from trustportal.config import TrustPortalConfig
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 ISSUER = "https://portal.example.test/oidc"
 ROTATION = timedelta(days=30)
+ROOT_CALL = {"project": "app", "environment": "prod"}  # the call is in the environment opened
 
 
 def context(**overrides: Any) -> OpenContext:
@@ -37,6 +39,7 @@ def context(**overrides: Any) -> OpenContext:
         "id_token": lambda request: "unused",
         "post": lambda url, **kwargs: (500, {}, b""),
         "now": lambda: NOW,
+        "endpoints": ProviderEndpoints(),
     }
     values.update(overrides)
     return OpenContext(**values)
@@ -153,7 +156,9 @@ def test_the_system_check_asks_for_an_https_issuer_in_production(
 @pytest.mark.parametrize(
     ("attributes", "overrides", "subject"),
     [
-        ((), {}, "pulumi:environments:org:acme:env:app/prod"),
+        # A call in an import names the import, never the environment being opened.
+        ((), {}, "pulumi:environments:org:acme:env:infra/aws"),
+        ((), ROOT_CALL, "pulumi:environments:org:acme:env:app/prod"),
         (
             ("currentEnvironment.name", "pulumi.user.login"),
             {},
@@ -162,7 +167,7 @@ def test_the_system_check_asks_for_an_https_issuer_in_production(
         ),
         (
             ("rootEnvironment.name",),
-            {},
+            ROOT_CALL,
             "pulumi:environments:pulumi.organization.login:acme:rootEnvironment.name:app/prod",
         ),
         (
@@ -174,7 +179,7 @@ def test_the_system_check_asks_for_an_https_issuer_in_production(
         # The legacy `default` project is left out of names, as Pulumi does.
         (
             (),
-            {"root_project": "default", "root_environment": "dev"},
+            {"project": "default", "environment": "dev"},
             "pulumi:environments:org:acme:env:dev",
         ),
         (
@@ -192,7 +197,12 @@ def test_subjects_follow_pulumis_format(
 
 @pytest.mark.parametrize(
     "attributes",
-    [("pulumi.user.email",), ("currentEnvironment.name", "currentEnvironment.name"), (7,)],
+    [
+        ("pulumi.user.email",),
+        ("currentEnvironment.name", "currentEnvironment.name"),
+        (7,),
+        ("rootEnvironment.name",),  # the opened environment, from a call in an import
+    ],
 )
 def test_unknown_or_repeated_subject_attributes_are_refused(attributes: tuple[Any, ...]) -> None:
     with pytest.raises(ProviderError) as refused:
@@ -224,13 +234,15 @@ def test_an_id_token_carries_every_claim_and_verifies_with_the_jwks() -> None:
         "jti": "01" * 16,
         "org": "acme",
         "current_env": "infra/aws",
-        "root_env": "app/prod",
         "trigger_user": "alice",
         "exchange_event": 42,
     }
     assert minted.expires_at == NOW + timedelta(minutes=15)
     assert (minted.audience, minted.subject, minted.kid) == ("aws:acme", claims["sub"], current.kid)
     assert minted.token not in repr(minted)
+    # `root_env` is there only when the call is in the environment opened (relying parties
+    # bind it, so an import's token must not name the importer).
+    assert verify(mint(request, **ROOT_CALL).token, "aws:acme")["root_env"] == "app/prod"
     # Without an exchange behind the caller, the claim is left out rather than null.
     assert "exchange_event" not in verify(mint(request, exchange_event_id=None).token, "aws:acme")
 

@@ -19,16 +19,22 @@ import pytest
 
 from environments.providers.aws import aws_login, parse_xml, sts_endpoint
 from environments.providers.base import ProviderError
-from environments.providers.common import BAD_ANSWER, INVALID_ARGUMENTS, REFUSED, UNREACHABLE
+from environments.providers.common import (
+    BAD_ANSWER,
+    ENDPOINT_NOT_ALLOWED,
+    INVALID_ARGUMENTS,
+    REFUSED,
+    UNREACHABLE,
+)
 from issuers import http
 from issuers.devissuer import SigningKey
-from issuers.http import OutboundPolicy
 from tests.environments.cloud_servers import (
     LOCAL,
     FakeSts,
     Portal,
     Reply,
     closed_port_url,
+    listen,
     subject,
 )
 
@@ -64,7 +70,7 @@ def moto_url() -> Iterator[str]:
         stderr=subprocess.DEVNULL,
         env=environment,
     )
-    url = f"http://127.0.0.1:{port}"
+    url = listen(f"http://127.0.0.1:{port}")
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -232,11 +238,16 @@ def test_server_down_is_a_clear_error(portal: Portal) -> None:
     assert error.message.startswith(f"could not reach AWS STS at {url}/: could not connect")
 
 
-def test_a_private_address_is_refused_before_any_request(portal: Portal, sts: FakeSts) -> None:
-    context = portal.context(policy=OutboundPolicy(allow_http=True))
+def test_an_endpoint_not_listed_is_refused_before_minting(portal: Portal, sts: FakeSts) -> None:
+    context = portal.context(endpoints="")
     error = refused(lambda: aws_login(context, arguments(sts.url)))
-    assert "loopback address, which is not allowed" in error.message
-    assert sts.requests == []
+    assert error.reason == ENDPOINT_NOT_ALLOWED
+    assert error.message == (
+        f"aws-login.endpoint: {sts.url} is not an official AWS STS endpoint and not in the "
+        "portal's list of provider endpoints (TRUSTPORTAL_PROVIDER_ENDPOINTS); ask the "
+        "portal's operator to add it"
+    )
+    assert sts.requests == [] and portal.minted == []
 
 
 @pytest.mark.parametrize(

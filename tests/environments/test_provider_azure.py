@@ -11,9 +11,13 @@ import pytest
 
 from environments.providers.azure import azure_login
 from environments.providers.base import ProviderError
-from environments.providers.common import INVALID_ARGUMENTS, REFUSED, UNREACHABLE
+from environments.providers.common import (
+    ENDPOINT_NOT_ALLOWED,
+    INVALID_ARGUMENTS,
+    REFUSED,
+    UNREACHABLE,
+)
 from issuers.devissuer import SigningKey
-from issuers.http import OutboundPolicy
 from tests.environments.cloud_servers import (
     JWT_BEARER,
     FakeEntra,
@@ -157,13 +161,17 @@ def test_unusable_answers_are_clear_errors(
     assert message in error.message
 
 
-def test_a_private_address_is_refused_before_any_request(
+def test_an_endpoint_not_listed_is_refused_before_minting(
     portal: Portal, directory: FakeEntra
 ) -> None:
-    context = portal.context(policy=OutboundPolicy(allow_http=True))
+    context = portal.context(endpoints="")
     error = refused(lambda: azure_login(context, arguments(directory.url)))
-    assert "loopback address, which is not allowed" in error.message
-    assert directory.requests == []
+    assert error.reason == ENDPOINT_NOT_ALLOWED
+    assert error.message.startswith(
+        f"azure-login.authorityHost: {directory.url} is not an official "
+    )
+    assert "TRUSTPORTAL_PROVIDER_ENDPOINTS" in error.message
+    assert directory.requests == [] and portal.minted == []
 
 
 @pytest.mark.parametrize(

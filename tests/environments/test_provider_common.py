@@ -28,6 +28,7 @@ from environments.providers.common import (
     scrub,
     show_duration,
 )
+from environments.providers.endpoints import ProviderEndpoints
 from environments.providers.gcp import gcp_login
 from environments.providers.vault import vault_login
 from tokens.strictjson import check_text
@@ -202,6 +203,7 @@ def _refusing_context() -> OpenContext:
         id_token=mint,
         post=post,
         now=lambda: datetime.now(UTC),
+        endpoints=ProviderEndpoints(),
     )
 
 

@@ -9,10 +9,15 @@ from typing import Any
 import pytest
 
 from environments.providers.base import ProviderError
-from environments.providers.common import BAD_ANSWER, INVALID_ARGUMENTS, REFUSED, UNREACHABLE
+from environments.providers.common import (
+    BAD_ANSWER,
+    ENDPOINT_NOT_ALLOWED,
+    INVALID_ARGUMENTS,
+    REFUSED,
+    UNREACHABLE,
+)
 from environments.providers.gcp import gcp_login
 from issuers.devissuer import SigningKey
-from issuers.http import OutboundPolicy
 from tests.environments.cloud_servers import (
     ACCESS_TOKEN_TYPE,
     CLOUD_PLATFORM,
@@ -191,13 +196,15 @@ def test_unusable_answers_are_clear_errors(
     assert message in error.message
 
 
-def test_a_private_address_is_refused_before_any_request(
+def test_an_endpoint_not_listed_is_refused_before_minting(
     portal: Portal, google: FakeGoogle
 ) -> None:
-    context = portal.context(policy=OutboundPolicy(allow_http=True))
+    context = portal.context(endpoints="")
     error = refused(lambda: gcp_login(context, arguments(google.url)))
-    assert "loopback address, which is not allowed" in error.message
-    assert google.requests == []
+    assert error.reason == ENDPOINT_NOT_ALLOWED
+    assert error.message.startswith(f"gcp-login.stsEndpoint: {google.url} is not an official ")
+    assert "TRUSTPORTAL_PROVIDER_ENDPOINTS" in error.message
+    assert google.requests == [] and portal.minted == []
 
 
 @pytest.mark.parametrize(

@@ -14,10 +14,14 @@ from rest_framework.test import APIClient
 
 from environments.models import CredentialIssuance, Outcome
 from environments.providers.base import ProviderError
-from environments.providers.common import INVALID_ARGUMENTS, REFUSED, UNREACHABLE
+from environments.providers.common import (
+    ENDPOINT_NOT_ALLOWED,
+    INVALID_ARGUMENTS,
+    REFUSED,
+    UNREACHABLE,
+)
 from environments.providers.vault import vault_login
 from issuers.devissuer import DevIssuer, SigningKey
-from issuers.http import OutboundPolicy
 from issuers.services import Outbound
 from tests.conftest import auth
 from tests.environments.cloud_servers import (
@@ -31,6 +35,7 @@ from tests.environments.cloud_servers import (
     subject,
 )
 from tests.environments.conftest import exchange, make_environment, trust_local_issuer
+from trustportal.config import load_config
 from trustportal.models import Organization
 
 DEPLOY = VaultRole(bound_audiences=("acme",), bound_subject=subject(), policies=("deploy",))
@@ -48,12 +53,9 @@ def vault(portal: Portal) -> Iterator[FakeVault]:
         yield running
 
 
-def login(
-    portal: Portal, address: str, *, policy: OutboundPolicy | None = None, **args: Any
-) -> Any:
+def login(portal: Portal, address: str, *, endpoints: str | None = None, **args: Any) -> Any:
     arguments: dict[str, Any] = {"address": address, "jwt": {"role": "deploy"}, **args}
-    context = portal.context() if policy is None else portal.context(policy=policy)
-    return vault_login(context, arguments)
+    return vault_login(portal.context(endpoints=endpoints), arguments)
 
 
 def refused(call: Any) -> ProviderError:
@@ -210,11 +212,15 @@ def test_unusable_answers_are_clear_errors(
     assert "Traceback" not in error.message
 
 
-def test_a_private_address_is_refused_before_any_request(portal: Portal, vault: FakeVault) -> None:
-    error = refused(lambda: login(portal, vault.url, policy=OutboundPolicy(allow_http=True)))
-    assert error.reason == UNREACHABLE
-    assert "127.0.0.1 is a loopback address, which is not allowed" in error.message
-    assert vault.requests == []
+def test_an_address_not_listed_is_refused_before_minting(portal: Portal, vault: FakeVault) -> None:
+    error = refused(lambda: login(portal, vault.url, endpoints=""))
+    assert error.reason == ENDPOINT_NOT_ALLOWED
+    assert error.message == (
+        f"vault-login.address: {vault.url} is not allowed: Vault has no official endpoint, "
+        "and it is not in the portal's list of provider endpoints "
+        "(TRUSTPORTAL_PROVIDER_ENDPOINTS); ask the portal's operator to add it"
+    )
+    assert vault.requests == [] and portal.minted == []
 
 
 @pytest.mark.parametrize(
@@ -277,6 +283,13 @@ def test_the_portals_own_id_token_logs_in_through_the_esc_api(
     settings.TRUSTPORTAL = dataclasses.replace(settings.TRUSTPORTAL, oidc_issuer_url=issuer)
     trusted = TrustedIssuer(url=issuer, jwks_url=f"{issuer}/.well-known/jwks")
     with FakeVault(trusted, {"deploy": DEPLOY}) as vault:
+        # The operator lists the Vault; the issuer networks alone would not let it be reached.
+        settings.TRUSTPORTAL = dataclasses.replace(
+            settings.TRUSTPORTAL,
+            provider_endpoints=load_config(
+                {"TRUSTPORTAL_ENV": "test", "TRUSTPORTAL_PROVIDER_ENDPOINTS": vault.url}
+            ).provider_endpoints,
+        )
         trust_local_issuer(org, local_issuer, outbound)
         client = auth(APIClient(), exchange(APIClient(), local_issuer))
         make_environment(org, text=VAULT_YAML.format(address=vault.url))
