@@ -66,6 +66,10 @@ INSTALLED_APPS = [
     "issuers",
     "policies",
     "environments",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "signin",
 ]
 
 MIDDLEWARE = [
@@ -77,6 +81,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "signin.mfa.SecondFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -84,6 +90,10 @@ MIDDLEWARE = [
 ROOT_URLCONF = "trustportal.urls"
 WSGI_APPLICATION = "trustportal.wsgi.application"
 AUTH_USER_MODEL = "trustportal.User"
+# Passwords (refused where an organization requires single sign-on), then OpenID Connect
+# providers configured in the portal (signin/); see docs/sign-in.md.
+AUTHENTICATION_BACKENDS = ["signin.backends.PasswordBackend", "signin.backends.OIDCBackend"]
+OTP_TOTP_ISSUER = "Trust Portal"
 
 TEMPLATES = [
     {
@@ -247,7 +257,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("TRUSTPORTAL_LOG_LEVEL", "INFO")},
-    "loggers": {"django.request": {"level": "ERROR"}},
+    # `trustportal.security`: every sign-in, refusal, mapped role change and second factor.
+    "loggers": {"django.request": {"level": "ERROR"}, "trustportal.security": {"level": "INFO"}},
 }
 
 CELERY_BEAT_SCHEDULE: dict[str, Any] = {
