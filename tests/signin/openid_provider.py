@@ -123,3 +123,47 @@ def make_provider(
     provider_set_secret(provider, secret)
     provider.save()
     return provider
+
+
+def authorize(op: OpenIDProvider, authorization_url: str, login: str) -> dict[str, str]:
+    """Go through the provider's sign-in form as a browser would, without following the final
+    redirect back to the portal: the callback's query (code, state, iss)."""
+    import requests
+
+    session = requests.Session()
+    url = authorization_url
+    for _ in range(10):
+        answer = session.get(url, allow_redirects=False, timeout=10)
+        if answer.status_code == 200 and "/interaction/" in url:
+            answer = session.post(
+                url,
+                data={"prompt": "login", "login": login, "password": "any"},
+                allow_redirects=False,
+                timeout=10,
+            )
+        assert answer.status_code in (302, 303), (answer.status_code, answer.text[:300])
+        url = requests.compat.urljoin(url, answer.headers["Location"])
+        if url.startswith("http://testserver/"):
+            from urllib.parse import parse_qsl, urlsplit
+
+            return dict(parse_qsl(urlsplit(url).query))
+    raise AssertionError("the provider never sent the browser back")
+
+
+def exchange_code(op: OpenIDProvider, *, code: str, verifier: str, client_id: str, secret: str) -> dict[str, Any]:
+    """The provider's token response, asked for directly (to hold a real token of another kind)."""
+    import requests
+
+    answer = requests.post(
+        f"{op.issuer}/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "code_verifier": verifier,
+            "redirect_uri": "http://testserver/signin/oidc/callback/",
+        },
+        auth=(client_id, secret),
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
+    return dict(answer.json())
