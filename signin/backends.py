@@ -18,6 +18,7 @@ from django.utils import timezone
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.utils import import_from_settings
 
+from environments.secrets import SecretError
 from issuers.http import FetchError, decode_json, post
 from issuers.services import Outbound, default_outbound
 from signin.errors import SignInRefused
@@ -97,7 +98,10 @@ class OIDCBackend(OIDCAuthenticationBackend):
             self.OIDC_OP_TOKEN_ENDPOINT = self.metadata.token_endpoint
             self.OIDC_OP_USER_ENDPOINT = self.metadata.userinfo_endpoint
             self.OIDC_RP_CLIENT_ID = provider.client_id
-            self.OIDC_RP_CLIENT_SECRET = provider_secret(provider)
+            try:
+                self.OIDC_RP_CLIENT_SECRET = provider_secret(provider)
+            except SecretError as exc:
+                raise SignInRefused("provider_misconfigured", f"client secret: {exc}") from exc
             user: User | None = super().authenticate(request, **kwargs)
             return user
         except SignInRefused as refused:

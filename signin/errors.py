@@ -19,6 +19,10 @@ MESSAGES = {
     "subject_mismatch": "The identity provider's user information is about someone else.",
     "missing_subject": "The ID token names nobody (no sub claim).",
     "account_disabled": "This account is disabled.",
+    "provider_misconfigured": (
+        "This identity provider's settings cannot be used (its client secret cannot be read); "
+        "ask an admin to enter it again."
+    ),
 }
 GENERIC = "The identity provider's ID token could not be verified."
 

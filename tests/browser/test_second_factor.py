@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from typing import cast
 
 import pytest
 from django_otp.oath import TOTP
@@ -49,7 +50,7 @@ def test_an_org_admin_without_a_second_factor_cannot_reach_the_admin(
 def test_totp_enrolment_then_sign_in_with_a_code_and_with_a_recovery_code(
     page: Page, org: Organization
 ) -> None:
-    root = UserFactory(username="root", is_superuser=True, is_staff=True)
+    root = cast(User, UserFactory(username="root", is_superuser=True, is_staff=True))
     page.goto("/login/?next=/admin/")
     page.fill("#id_username", "root")
     page.fill("#id_password", PASSWORD)
@@ -98,4 +99,6 @@ def test_totp_enrolment_then_sign_in_with_a_code_and_with_a_recovery_code(
     page.fill("#id_code", codes[0])
     page.click("main button[type=submit]")
     expect(page.locator(".error")).to_contain_text("That code is not right")
-    assert SignInEvent.objects.filter(kind="mfa_verified", method="recovery", user=root).count() == 1
+    assert (
+        SignInEvent.objects.filter(kind="mfa_verified", method="recovery", user=root).count() == 1
+    )

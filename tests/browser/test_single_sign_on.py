@@ -26,12 +26,16 @@ def sign_in_with_provider(page: Page, login: str) -> None:
 
 
 @pytest.fixture
-def sso(start_provider: Any, live_server: Any, allow_local_issuers: None, org: Organization):
+def sso(start_provider: Any, live_server: Any, allow_local_issuers: None, org: Organization):  # noqa: F811
     op = start_provider([f"{live_server.url}/signin/oidc/callback/"])
     provider = make_provider(op, organization=org)
     team = Team.objects.create(organization=org, name="platform")
-    GroupMapping.objects.create(provider=provider, group="acme-admins", organization=org, role=Role.ADMIN)
-    GroupMapping.objects.create(provider=provider, group="acme-staff", organization=org, role=Role.MEMBER)
+    GroupMapping.objects.create(
+        provider=provider, group="acme-admins", organization=org, role=Role.ADMIN
+    )
+    GroupMapping.objects.create(
+        provider=provider, group="acme-staff", organization=org, role=Role.MEMBER
+    )
     GroupMapping.objects.create(provider=provider, group="platform", organization=org, team=team)
     return op, provider, team
 

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from jwt.algorithms import RSAAlgorithm
 from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
 
 from signin.models import IdentityProvider
 from signin.services import provider_set_secret
@@ -78,7 +78,9 @@ def start_provider(
         ]
         config = tmp_path / f"op-{index}.json"
         config.write_text(
-            json.dumps({"clients": clients, "jwks": {"keys": [provider_jwk]}, "accounts": str(accounts)})
+            json.dumps(
+                {"clients": clients, "jwks": {"keys": [provider_jwk]}, "accounts": str(accounts)}
+            )
         )
         process = subprocess.Popen(
             ["node", str(OP_DIR / "provider.mjs"), str(config)],
@@ -150,7 +152,9 @@ def authorize(op: OpenIDProvider, authorization_url: str, login: str) -> dict[st
     raise AssertionError("the provider never sent the browser back")
 
 
-def exchange_code(op: OpenIDProvider, *, code: str, verifier: str, client_id: str, secret: str) -> dict[str, Any]:
+def exchange_code(
+    op: OpenIDProvider, *, code: str, verifier: str, client_id: str, secret: str
+) -> dict[str, Any]:
     """The provider's token response, asked for directly (to hold a real token of another kind)."""
     import requests
 

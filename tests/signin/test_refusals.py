@@ -50,11 +50,19 @@ def assert_refused(answer: Any, reason: str, words: str, users_before: int) -> N
     assert not SignInEvent.objects.filter(kind="signed_in").exists()
 
 
-def test_the_start_asks_for_code_flow_with_pkce_and_a_nonce(op: OpenIDProvider, org: Organization) -> None:
+def test_the_start_asks_for_code_flow_with_pkce_and_a_nonce(
+    op: OpenIDProvider, org: Organization
+) -> None:
     provider = make_provider(op, organization=org)
     location = start(Client(), provider)
     assert location.startswith(f"{op.issuer}/auth?")
-    for part in ("response_type=code", "code_challenge_method=S256", "nonce=", "state=", "client_id=portal"):
+    for part in (
+        "response_type=code",
+        "code_challenge_method=S256",
+        "nonce=",
+        "state=",
+        "client_id=portal",
+    ):
         assert part in location
 
 
@@ -120,7 +128,9 @@ def test_an_id_token_from_another_issuer_is_refused(
 def test_an_id_token_for_another_client_is_refused(
     op: OpenIDProvider, org: Organization, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    other = make_provider(op, organization=None, client_id="other", secret=OTHER_SECRET, name="Other")
+    other = make_provider(
+        op, organization=None, client_id="other", secret=OTHER_SECRET, name="Other"
+    )
     other_token = _real_token(Client(), op, other, OTHER_SECRET)
     provider = make_provider(op, organization=org)
     client = Client()
