@@ -94,6 +94,8 @@ AUTH_USER_MODEL = "trustportal.User"
 # providers configured in the portal (signin/); see docs/sign-in.md.
 AUTHENTICATION_BACKENDS = ["signin.backends.PasswordBackend", "signin.backends.OIDCBackend"]
 OTP_TOTP_ISSUER = "Trust Portal"
+# The admin never shows TOTP keys or their QR codes (the owner sees the key once, at enrolment).
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 
 TEMPLATES = [
     {
