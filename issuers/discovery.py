@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from issuers.http import (
@@ -52,6 +52,9 @@ class Discovered:
     jwks_uri: str
     keys: KeySet
     certificates: tuple[Certificate, ...]
+    # The whole discovery document (endpoints for sign-in); only `issuer` and `jwks_uri` are
+    # checked here.
+    document: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def thumbprints(self) -> list[str]:
@@ -181,4 +184,10 @@ def discover(
     if keys.not_modified:  # a 304 to a request without If-None-Match is a broken server
         raise DiscoveryError("bad_status", f"{jwks_uri}: answered 304 to a fresh request")
     certificates = tuple(c for c in (result.certificate, keys.certificate) if c is not None)
-    return Discovered(issuer=issuer, jwks_uri=jwks_uri, keys=keys, certificates=certificates)
+    return Discovered(
+        issuer=issuer,
+        jwks_uri=jwks_uri,
+        keys=keys,
+        certificates=certificates,
+        document=document,
+    )

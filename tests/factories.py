@@ -88,3 +88,16 @@ def make_event(organization: Organization | None, **fields: Any) -> ExchangeEven
     event = ExchangeEvent(**defaults)
     event.save(force_insert=True)
     return event
+
+
+def pass_second_factor(client: Any, username: str) -> Any:
+    """Give a signed-in test client's session the second factor its user may owe (signin.mfa):
+    a confirmed TOTP device, as if its code had just been entered."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    user = User.objects.get(username=username)
+    device = TOTPDevice.objects.create(user=user, name="test", confirmed=True)
+    session = client.session
+    session["otp_device_id"] = device.persistent_id
+    session.save()
+    return client

@@ -47,5 +47,9 @@ def logging_config(log_format: str, level: str) -> dict[str, Any]:
             }
         },
         "root": {"handlers": ["console"], "level": level},
-        "loggers": {"django.request": {"level": "ERROR"}},
+        # `trustportal.security`: every sign-in, refusal, mapped role change and second factor.
+        "loggers": {
+            "django.request": {"level": "ERROR"},
+            "trustportal.security": {"level": "INFO"},
+        },
     }

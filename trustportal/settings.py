@@ -69,6 +69,10 @@ INSTALLED_APPS = [
     "policies",
     "environments",
     "notifications",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "signin",
 ]
 
 MIDDLEWARE = [
@@ -81,6 +85,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "signin.mfa.SecondFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "audit.context.AuditContextMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -89,6 +95,12 @@ MIDDLEWARE = [
 ROOT_URLCONF = "trustportal.urls"
 WSGI_APPLICATION = "trustportal.wsgi.application"
 AUTH_USER_MODEL = "trustportal.User"
+# Passwords (refused where an organization requires single sign-on), then OpenID Connect
+# providers configured in the portal (signin/); see docs/sign-in.md.
+AUTHENTICATION_BACKENDS = ["signin.backends.PasswordBackend", "signin.backends.OIDCBackend"]
+OTP_TOTP_ISSUER = "Trust Portal"
+# The admin never shows TOTP keys or their QR codes (the owner sees the key once, at enrolment).
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 
 TEMPLATES = [
     {

@@ -7,8 +7,8 @@ from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularJSONAPIView
 
+from signin.views import PortalLoginView
 from trustportal import views
-from trustportal.login_throttle import ThrottledAuthenticationForm
 
 api_patterns: list[URLPattern | URLResolver] = [
     path("", include("tokens.urls")),
@@ -23,13 +23,8 @@ api_patterns: list[URLPattern | URLResolver] = [
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path(
-        "login/",
-        auth_views.LoginView.as_view(
-            redirect_authenticated_user=True, authentication_form=ThrottledAuthenticationForm
-        ),
-        name="login",
-    ),
+    path("login/", PortalLoginView.as_view(), name="login"),
+    path("signin/", include("signin.urls")),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("orgs/<str:org>/issuers/", include("issuers.page_urls")),

@@ -38,7 +38,7 @@ from issuers.devissuer import DevIssuer
 from issuers.services import Outbound
 from tests.conftest import auth
 from tests.environments.conftest import exchange, make_environment, system_actor, trust_local_issuer
-from tests.factories import UserFactory
+from tests.factories import UserFactory, pass_second_factor
 from tests.tokens.conftest import people, signed_in  # noqa: F401  (fixture)
 from tokens.models import AccessToken, ExchangeEvent
 from trustportal.models import Organization
@@ -534,5 +534,6 @@ def test_the_admin_shows_issuances_and_keys_read_only(
     assert alice.get(keys).status_code == 403  # only superusers see the portal's keys
     UserFactory(username="root", is_superuser=True, is_staff=True)
     key = signing.published_keys()[0]
-    page = signed_in("root").get(f"{keys}{key.pk}/change/").content.decode()
+    root = pass_second_factor(signed_in("root"), "root")  # superusers owe one (signin.mfa)
+    page = root.get(f"{keys}{key.pk}/change/").content.decode()
     assert key.kid in page and key.private_key[:30] not in page

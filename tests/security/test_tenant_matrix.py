@@ -43,6 +43,13 @@ from issuers.services import Outbound, issuer_register
 from notifications.services import webhook_create
 from policies.models import AuthPolicy
 from policies.services import policy_update
+from signin.models import (
+    ExternalIdentity,
+    GroupMapping,
+    IdentityProvider,
+    OrganizationSignInPolicy,
+    SignInEvent,
+)
 from tests.environments.conftest import make_environment, system_actor
 from tests.factories import (
     MembershipFactory,
@@ -163,6 +170,16 @@ ALLOW_LISTED: dict[str, str] = {
     "admin/password_change/": "changes the signed-in user's own password; no tenant data",
     "admin/password_change/done/": "a static confirmation page",
     "admin/jsi18n/": "the admin's static JavaScript translation catalog",
+    "signin/oidc/<int:pk>/start/": "starts a public sign-in with a provider: a redirect to it, "
+    "no tenant data (tests/signin)",
+    "signin/oidc/callback/": "the providers' public answer to a sign-in this browser started "
+    "(tests/signin/test_refusals.py)",
+    "signin/mfa/enrol/": "the signed-in user's own second factor only (tests/browser)",
+    "signin/mfa/verify/": "the signed-in user's own second factor only (tests/browser)",
+    "admin/otp_totp/totpdevice/<int:pk>/config/": "django-otp's key page, turned off for everyone "
+    "(OTP_ADMIN_HIDE_SENSITIVE_DATA)",
+    "admin/otp_totp/totpdevice/<int:pk>/qrcode/": "django-otp's QR code, turned off for everyone "
+    "(OTP_ADMIN_HIDE_SENSITIVE_DATA)",
 }
 # Public endpoints under these prefixes, allow-listed by prefix.
 ALLOW_LISTED_PREFIXES: dict[str, str] = {
@@ -446,12 +463,32 @@ def build_world(outbound: Outbound, *, victim: str = VICTIM_LOGIN) -> World:
         "url": "nothing-here/",
         "action": "deactivate",
     }
+    _sign_in_rows(b)
     victims: dict[type[models.Model], models.Model] = {}
     for model in _project_models():
         if _org_path(model) is None:
             continue
         victims[model] = _victim_object(model, b) or _make_row(model, victims, organization)
     return World(a, b, values, str(member_token.pk), victims)
+
+
+def _sign_in_rows(party: Party) -> None:
+    """B's identity provider, mapping, linked identity, sign-in policy and sign-in event."""
+    organization = party.organization
+    provider = IdentityProvider.objects.create(
+        organization=organization,
+        name=f"{MARK}-idp",
+        issuer=f"https://{MARK}-idp.example",
+        client_id=f"{MARK}-client",
+    )
+    GroupMapping.objects.create(
+        provider=provider, group=f"{MARK}-group", organization=organization, role="member"
+    )
+    ExternalIdentity.objects.create(provider=provider, subject=f"{MARK}-sub", user=party.member)
+    OrganizationSignInPolicy.objects.create(organization=organization)
+    SignInEvent.objects.create(
+        kind="signed_in", username=f"{MARK}-user", provider=provider, organization=organization
+    )
 
 
 def _make_row(
@@ -482,7 +519,7 @@ def _make_row(
 
 # --- B's rows, for "nothing changed" ------------------------------------------------------------
 def _project_models() -> list[type[models.Model]]:
-    labels = ("trustportal", "tokens", "issuers", "policies", "environments")
+    labels = ("trustportal", "tokens", "issuers", "policies", "environments", "signin")
     return [m for label in labels for m in apps.get_app_config(label).get_models()]
 
 

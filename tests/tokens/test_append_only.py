@@ -102,10 +102,10 @@ def test_the_admin_reads_but_never_changes_events(people, event) -> None:
 
 
 def test_superusers_cannot_change_events_either(people, event) -> None:
-    from tests.factories import UserFactory
+    from tests.factories import UserFactory, pass_second_factor
 
     UserFactory(username="root", is_superuser=True, is_staff=True)
-    client = signed_in("root")
+    client = pass_second_factor(signed_in("root"), "root")  # superusers owe one (signin.mfa)
     change = reverse("admin:tokens_exchangeevent_change", args=[event.pk])
     assert client.post(change, {"reason": "allowed"}).status_code == 403
     delete = reverse("admin:tokens_exchangeevent_delete", args=[event.pk])

@@ -67,6 +67,11 @@ def production_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
 PROBE = """
 import json, django
 django.setup()
+from django.conf import settings as configured
+from django.core.management import call_command
+# The sign-in page lists the identity providers, so the database must exist.
+configured.VAR_DIR.mkdir(parents=True, exist_ok=True)
+call_command("migrate", verbosity=0)
 from django.conf import settings
 from django.test import Client
 from django.test.utils import override_settings

@@ -1,0 +1,1 @@
+"""Sign-in: organizations' OpenID Connect providers, group-to-role mapping, second factors."""

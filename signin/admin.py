@@ -1,0 +1,88 @@
+"""Admin: org admins configure their organization's provider, mapping and sign-in policy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.http import HttpRequest
+
+from signin.models import GroupMapping, IdentityProvider, OrganizationSignInPolicy, SignInEvent
+from signin.services import provider_set_secret
+from trustportal.admin import OrgScopedAdmin, ReadOnlyAdmin
+
+
+class IdentityProviderForm(forms.ModelForm[IdentityProvider]):
+    client_secret = forms.CharField(
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Stored encrypted; never shown again. Leave empty to keep the current one.",
+    )
+
+    class Meta:
+        model = IdentityProvider
+        fields = [
+            "organization",
+            "name",
+            "issuer",
+            "client_id",
+            "client_secret",
+            "scopes",
+            "groups_claim",
+            "session_lifetime",
+            "enabled",
+        ]
+
+
+class GroupMappingInline(admin.TabularInline[GroupMapping, IdentityProvider]):
+    model = GroupMapping
+    extra = 1
+    fields = ("group", "organization", "role", "team")
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        from trustportal.admin import admin_org_ids
+        from trustportal.models import Organization, Team
+
+        if not request.user.is_superuser:
+            if db_field.related_model is Organization:
+                kwargs["queryset"] = Organization.objects.filter(pk__in=admin_org_ids(request))
+            elif db_field.related_model is Team:
+                kwargs["queryset"] = Team.objects.filter(organization_id__in=admin_org_ids(request))
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+@admin.register(IdentityProvider)
+class IdentityProviderAdmin(OrgScopedAdmin):
+    form = IdentityProviderForm
+    inlines = [GroupMappingInline]
+    list_display = ("name", "organization", "issuer", "client_id", "enabled")
+    list_filter = ("enabled",)
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if not request.user.is_superuser and "organization" in form.base_fields:
+            # Only superusers configure a provider for the whole portal.
+            form.base_fields["organization"].required = True
+        return form
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        secret = form.cleaned_data.get("client_secret")
+        if secret:
+            provider_set_secret(obj, secret)
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(OrganizationSignInPolicy)
+class OrganizationSignInPolicyAdmin(OrgScopedAdmin):
+    list_display = ("organization", "require_sso", "break_glass_user", "require_admin_mfa")
+
+
+@admin.register(SignInEvent)
+class SignInEventAdmin(ReadOnlyAdmin, OrgScopedAdmin):
+    list_display = ("created", "kind", "method", "username", "provider", "organization", "reason")
+    list_filter = ("kind", "method")
+    search_fields = ("username", "reason")
