@@ -16,8 +16,8 @@ from rest_framework.views import APIView
 
 from audit.formats import cef_lines, csv_lines, event_json
 from audit.selectors import AuditFilters, audit_events, audit_page
+from kernel.errors import BadRequest
 from trustportal.access import Need, organization_for
-from trustportal.errors import BadRequest
 
 PAGE_DEFAULT, PAGE_MAX = 100, 1_000
 EXPORT_CHUNK = 2_000

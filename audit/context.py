@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 from django.http import HttpRequest, HttpResponse
 
-from trustportal.clientaddr import client_ip
+from kernel.clientaddr import client_ip
 
 
 @dataclass(frozen=True)

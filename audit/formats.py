@@ -7,8 +7,8 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from audit.models import AuditEvent
-from trustportal.csvsafe import csv_rows
-from trustportal.wire import iso_time
+from kernel.csvsafe import csv_rows
+from kernel.wire import iso_time
 
 VENDOR, PRODUCT, VERSION = "TrustPortal", "TrustPortal", "1"
 CSV_COLUMNS = (

@@ -8,8 +8,8 @@ from datetime import datetime
 from django.db.models import QuerySet
 
 from audit.models import AuditEvent, Category
+from kernel.paging import Page, keyset_page
 from trustportal.models import Organization
-from trustportal.paging import Page, keyset_page
 
 
 @dataclass(frozen=True)

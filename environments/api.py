@@ -33,14 +33,14 @@ from environments.durations import parse_duration
 from environments.errors import DefinitionInvalid, EnvironmentInvalid
 from environments.models import Environment, EnvironmentTag, Level, Revision, RevisionTag
 from environments.oidc_views import request_issuer
+from kernel.clientaddr import client_ip
+from kernel.errors import BadRequest, Forbidden, NotFound
+from kernel.wire import iso_time, json_object
 from tokens.models import TokenType
 from trustportal.access import Need, organization_for, principal_of
-from trustportal.clientaddr import client_ip
-from trustportal.errors import BadRequest, Forbidden, NotFound
 from trustportal.models import Organization
 from trustportal.negotiation import JsonWhateverAccept
 from trustportal.selectors import organizations_for_user
-from trustportal.wire import iso_time, json_object
 
 PAGE_SIZE = 100
 MAX_REVISIONS_PAGE = 500

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from environments.evaluation import Diagnostic
-from trustportal.errors import BadRequest, Conflict
+from kernel.errors import BadRequest, Conflict
 
 
 class DefinitionInvalid(BadRequest):

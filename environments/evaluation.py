@@ -39,6 +39,7 @@ from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 from yaml.nodes import Node as YamlNode
 
 from environments import numbers
+from kernel.secretbox import DecryptFailed
 
 MAX_DEFINITION_BYTES = 256 * 1024
 MAX_NODES = 10_000  # per definition, after YAML aliases are expanded
@@ -914,10 +915,6 @@ def _overlay(own: Node | None, base: Value | None, where: Range) -> Node:
             entries[key] = _overlay(child, base.value.get(key), child.range)
         return MapNode(own.range, own.path, entries)
     return own
-
-
-class DecryptFailed(Exception):
-    """Raised by a `decrypt` function; the message is safe to show (it never holds plaintext)."""
 
 
 class OpenFailed(Exception):

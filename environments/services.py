@@ -52,15 +52,10 @@ from environments.providers.base import (
     ProviderError,
 )
 from environments.providers.endpoints import ProviderEndpoints
-from environments.secrets import (
-    SecretBox,
-    SecretError,
-    SecretKey,
-    default_box,
-    environment_context,
-)
+from environments.secrets import environment_context
+from kernel.errors import NotFound
+from kernel.secretbox import SecretBox, SecretError, SecretKey, default_box
 from tokens.models import ExchangeEvent
-from trustportal.errors import NotFound
 from trustportal.models import Organization, Runner, Team, User
 
 RESERVED = {("yaml", "check")}  # `/environments/{org}/yaml/check` is the check endpoint

@@ -47,8 +47,8 @@ from environments.providers.base import (
     OpenContext,
     ProviderError,
 )
-from environments.secrets import SecretBox, SecretKey
-from trustportal.config import TrustPortalConfig
+from kernel.config import TrustPortalConfig
+from kernel.secretbox import SecretBox, SecretKey
 
 ALGORITHM = "RS256"
 KEY_BITS = 2048

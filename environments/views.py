@@ -26,8 +26,8 @@ from environments.access import Actor
 from environments.errors import DefinitionInvalid, EnvironmentConflict, EnvironmentInvalid
 from environments.evaluation import Diagnostic, Value
 from environments.models import Environment, Level
+from kernel.errors import NotFound
 from trustportal.access import Need, organization_for_user
-from trustportal.errors import NotFound
 from trustportal.models import Organization, Role, Runner, Team, User
 
 NO_STORE = {"Cache-Control": "no-store"}

@@ -13,9 +13,9 @@ from rest_framework.views import APIView
 
 from issuers import retirement, selectors, services
 from issuers.models import Issuer
+from kernel.errors import NotFound
+from kernel.wire import iso_time, json_object
 from trustportal.access import Need, organization_for, principal_of
-from trustportal.errors import NotFound
-from trustportal.wire import iso_time, json_object
 
 # How many access tokens a DELETE (or a PATCH with revokeTokens) revoked.
 REVOKED_HEADER = "X-Revoked-Tokens"

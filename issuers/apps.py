@@ -8,7 +8,7 @@ from django.db.models.signals import post_save
 
 def _count_key_fetch(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None:
     """Every recorded key fetch, ok or failed, counts in `trustportal_key_fetches`."""
-    from trustportal.metrics import observe_key_fetch
+    from kernel.metrics import observe_key_fetch
 
     if created:
         observe_key_fetch(trigger=instance.trigger, ok=instance.ok, reason=instance.reason)

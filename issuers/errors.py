@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from trustportal.errors import ApiError, BadRequest, Conflict
+from kernel.errors import ApiError, BadRequest, Conflict
 
 
 class IssuerInvalid(BadRequest):

@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 
 from cryptography import x509
 
-from tokens.strictjson import loads_object
+from kernel.strictjson import loads_object
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer

@@ -42,8 +42,8 @@ from issuers.models import (
     IssuerKey,
     KeyFetch,
 )
+from kernel.config import TrustPortalConfig
 from policies.services import policy_create_for_issuer
-from trustportal.config import TrustPortalConfig
 from trustportal.models import Organization
 
 ALLOWED_ALGORITHMS = frozenset().union(*KTY_ALGORITHMS.values())

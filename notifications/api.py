@@ -11,12 +11,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from kernel.errors import NotFound
+from kernel.wire import json_object
 from notifications import services
 from notifications.models import Delivery, Webhook
 from trustportal.access import Need, organization_for
-from trustportal.errors import NotFound
 from trustportal.models import Organization
-from trustportal.wire import json_object
 
 DELIVERY_PAGE = 100
 

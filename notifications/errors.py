@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from trustportal.errors import BadRequest, Conflict
+from kernel.errors import BadRequest, Conflict
 
 
 class WebhookInvalid(BadRequest):

@@ -20,8 +20,8 @@ from django.utils import timezone
 from audit.formats import event_json
 from audit.models import AuditEvent
 from audit.services import audit_alert, audit_record
-from environments.secrets import default_box
 from issuers.http import OutboundPolicy
+from kernel.secretbox import default_box
 from notifications import delivery
 from notifications.errors import WebhookConflict, WebhookInvalid
 from notifications.models import Channel, Delivery, DeliveryStatus, NotificationSettings, Webhook

@@ -17,6 +17,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from kernel.errors import BadRequest
 from policies import drafts, selectors, simulation
 from policies.diffs import DiffLine, definitions_diff
 from policies.errors import (
@@ -32,7 +33,6 @@ from policies.models import AuthPolicy, PolicyDraft
 from policies.selectors import WorkingCopy
 from policies.validation import LintWarning
 from trustportal.access import Need, organization_for_user
-from trustportal.errors import BadRequest
 from trustportal.models import User
 
 

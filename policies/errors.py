@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from kernel.errors import BadRequest, Conflict
 from policies.validation import FieldError, LintWarning
-from trustportal.errors import BadRequest, Conflict
 
 
 class PolicyInvalid(BadRequest):

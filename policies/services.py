@@ -9,11 +9,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from issuers.models import Issuer
+from kernel.errors import NotFound, PreconditionFailed
 from policies.errors import PolicyInvalid
 from policies.matching import SUBJECT_FIELDS, compile_pattern
 from policies.models import AuthPolicy, AuthPolicyVersion
 from policies.validation import FieldError, LintWarning, lint_definitions, validate_definitions
-from trustportal.errors import NotFound, PreconditionFailed
 from trustportal.models import Membership, Organization, Runner, Team, User
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from issuers.errors import KeyLookupError
 from issuers.keys import get_verification_key
+from kernel.errors import BadRequest
 from policies.errors import PolicyInvalid
 from policies.matching import CompiledPolicy, TokenRequest, VerifiedClaims, compile_policy
 from policies.models import AuthPolicy
@@ -18,7 +19,6 @@ from tokens.minting import granted_lifetime
 from tokens.models import ExchangeEvent
 from tokens.request import TOKEN_TYPES, scope_name
 from tokens.verification import check_header, decode_unverified, verify_signature
-from trustportal.errors import BadRequest
 
 REPLAY_DEFAULT = 500
 REPLAY_MAX = 5000

@@ -26,6 +26,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from kernel.errors import BadRequest, NotFound
 from policies import drafts, selectors, services, simulation
 from policies.diffs import DiffLine, definitions_diff
 from policies.draft_views import draft_panel
@@ -47,7 +48,6 @@ from policies.models import AuthPolicy, AuthPolicyVersion
 from policies.samples import sample_claims
 from policies.validation import FieldError, LintWarning
 from trustportal.access import Need, organization_for_user
-from trustportal.errors import BadRequest, NotFound
 from trustportal.models import Organization, Role, User
 
 VERSIONS_PER_PAGE: Final = 20

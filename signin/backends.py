@@ -18,9 +18,9 @@ from django.utils import timezone
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.utils import import_from_settings
 
-from environments.secrets import SecretError
 from issuers.http import FetchError, decode_json, post
 from issuers.services import Outbound, default_outbound
+from kernel.secretbox import SecretError
 from signin.errors import SignInRefused
 from signin.idtoken import verify_id_token
 from signin.metadata import ProviderMetadata, provider_metadata

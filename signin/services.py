@@ -11,7 +11,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from environments.secrets import SecretBox, default_box
+from kernel.secretbox import SecretBox, default_box
 from signin.errors import SignInRefused
 from signin.models import ExternalIdentity, GroupMapping, IdentityProvider
 from trustportal.models import Membership, Organization, Role, Team, User

@@ -15,6 +15,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from kernel.errors import BadRequest, Forbidden, NotFound
+from kernel.wire import iso_time, json_object
 from tokens import services
 from tokens.errors import TokenInvalid
 from tokens.export import EXPORT_FORMATS, event_json, streaming_export
@@ -41,10 +43,8 @@ from tokens.selectors import (
     tokens_matching,
 )
 from trustportal.access import Need, organization_for, principal_of
-from trustportal.errors import BadRequest, Forbidden, NotFound
 from trustportal.models import Organization, User
 from trustportal.selectors import organizations_for_user
-from trustportal.wire import iso_time, json_object
 
 T = TypeVar("T")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from trustportal.errors import ApiError, ServiceError
+from kernel.errors import ApiError, ServiceError
 
 
 class InvalidAccessToken(ApiError):

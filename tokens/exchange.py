@@ -24,6 +24,7 @@ from issuers import services as issuer_services
 from issuers.keys import get_verification_key
 from issuers.models import Issuer
 from issuers.selectors import exchange_issuer
+from kernel.config import TrustPortalConfig
 from policies.matching import Evaluation, Grant, TokenRequest
 from policies.models import AuthPolicy
 from policies.selectors import compiled_policy
@@ -49,7 +50,6 @@ from tokens.verification import (
     decode_unverified,
     verify_subject_token,
 )
-from trustportal.config import TrustPortalConfig
 from trustportal.models import Membership, Organization, Runner, Team
 
 logger = logging.getLogger(__name__)

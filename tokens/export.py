@@ -14,9 +14,9 @@ from typing import Any
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 
+from kernel.csvsafe import csv_rows
+from kernel.wire import iso_time
 from tokens.models import ExchangeEvent
-from trustportal.csvsafe import csv_rows
-from trustportal.wire import iso_time
 
 EXPORT_CHUNK = 2_000
 EXPORT_FORMATS = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}

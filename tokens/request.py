@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
+from kernel.strictjson import check_text, loads_object, no_duplicates
 from tokens.errors import InvalidRequest, InvalidScope, InvalidTarget, UnsupportedGrantType
-from tokens.strictjson import check_text, loads_object, no_duplicates
 
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:token-exchange"
 SUBJECT_TOKEN_TYPES = frozenset(

@@ -12,6 +12,7 @@ from django.db.models import Count, Max, Model, Q, QuerySet
 from django.db.models.fields.json import KT
 from django.db.models.functions import TruncDate
 
+from kernel.paging import Page, keyset_page
 from policies.matching import compile_pattern
 from tokens.errors import InvalidAccessToken
 from tokens.filters import EventFilters, TokenFilters
@@ -19,7 +20,6 @@ from tokens.format import hash_token, parse_token
 from tokens.models import AccessToken, Decision, ExchangeEvent, TokenType
 from tokens.patterns import matches_pattern
 from trustportal.models import Organization, User
-from trustportal.paging import Page, keyset_page
 
 M = TypeVar("M", bound=Model)
 LINEAGE_BATCH = 1000

@@ -21,9 +21,9 @@ import jwt
 
 from issuers.errors import KeyLookupError
 from issuers.jwks import KID_PATTERN, KTY_ALGORITHMS
+from kernel.strictjson import loads_object
 from policies.matching import VerifiedClaims
 from tokens.errors import InvalidRequest, UntrustedToken
-from tokens.strictjson import loads_object
 
 MAX_TOKEN_BYTES = 16 * 1024
 LEEWAY_SECONDS = 60

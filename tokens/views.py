@@ -11,11 +11,11 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from kernel.clientaddr import client_ip
+from kernel.metrics import observe_exchange
 from tokens.errors import OAuthError, TemporarilyUnavailable
 from tokens.exchange import Caller, exchange
 from tokens.request import MAX_BODY_BYTES
-from trustportal.clientaddr import client_ip
-from trustportal.metrics import observe_exchange
 from trustportal.middleware import DATABASE_UNAVAILABLE, close_database_connections
 
 logger = logging.getLogger(__name__)

@@ -9,8 +9,8 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from rest_framework.request import Request
 
+from kernel.errors import Forbidden, NotFound
 from tokens.principal import Principal
-from trustportal.errors import Forbidden, NotFound
 from trustportal.models import Organization, Role, User
 from trustportal.selectors import role_of
 

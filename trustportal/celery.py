@@ -7,7 +7,7 @@ from typing import Any
 
 from celery import Celery, signals
 
-from trustportal.metrics import observe_task
+from kernel.metrics import observe_task
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "trustportal.settings")
 

@@ -9,7 +9,7 @@ from django.core import checks
 from django.core.checks import CheckMessage, Error, Warning
 from django.core.management.base import SystemCheckError
 
-from trustportal.config import TrustPortalConfig
+from kernel.config import TrustPortalConfig
 
 
 def production_errors(

@@ -27,7 +27,7 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.core.cache import cache
 from django.core.exceptions import NON_FIELD_ERRORS
 
-from trustportal.clientaddr import client_ip
+from kernel.clientaddr import client_ip
 
 logger = logging.getLogger(__name__)
 

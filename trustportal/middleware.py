@@ -10,8 +10,8 @@ from collections.abc import Callable
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from trustportal.errors import ServiceUnavailable
-from trustportal.logs import current_request_id
+from kernel.errors import ServiceUnavailable
+from kernel.logs import current_request_id
 
 logger = logging.getLogger(__name__)
 

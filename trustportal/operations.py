@@ -21,9 +21,9 @@ from django.db import DatabaseError, connections
 from django.db.migrations.executor import MigrationExecutor
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from kernel.clientaddr import client_ip
+from kernel.metrics import CONTENT_TYPE, exposition
 from tokens.metrics import ActiveTokensCollector
-from trustportal.clientaddr import client_ip
-from trustportal.metrics import CONTENT_TYPE, exposition
 from trustportal.middleware import close_database_connections
 
 logger = logging.getLogger(__name__)

@@ -10,8 +10,8 @@ from typing import Any
 import dj_database_url
 import django_stubs_ext
 
-from trustportal.config import load_config, parse_bool
-from trustportal.logs import logging_config
+from kernel.config import load_config, parse_bool
+from kernel.logs import logging_config
 
 # Lets generic Django classes be subscripted at run time (ModelAdmin[Model]) for type checking.
 django_stubs_ext.monkeypatch()

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 from environments.providers.base import HttpPoster
 from issuers import http
 from issuers.http import FetchError, OutboundPolicy, Resolver
-from trustportal.config import ProviderEndpoint, TrustPortalConfig
+from kernel.config import ProviderEndpoint, TrustPortalConfig
 
 SETTING = "TRUSTPORTAL_PROVIDER_ENDPOINTS"
 REFUSED = "endpoint_not_allowed"  # FetchError reason of the poster's own refusal

@@ -34,8 +34,8 @@ from environments.providers.endpoints import ProviderEndpoints
 from environments.signing import ActiveKey, id_token_claims, id_token_sign
 from issuers.devissuer import SigningKey
 from issuers.http import OutboundPolicy
+from kernel.config import load_config
 from tests.conftest import LOOPBACK
-from trustportal.config import load_config
 
 LOCAL = OutboundPolicy(allow_http=True, allowed_networks=LOOPBACK)
 # Every local stand-in started in this process (and the closed ports of 'server down' tests):

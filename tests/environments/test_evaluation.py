@@ -9,7 +9,6 @@ import yaml
 
 from environments import evaluation
 from environments.evaluation import (
-    DecryptFailed,
     Diagnostic,
     Evaluation,
     Source,
@@ -22,6 +21,7 @@ from environments.evaluation import (
     unseal,
     valid_name,
 )
+from kernel.secretbox import DecryptFailed
 
 
 def plain_decrypt(ciphertext: str) -> str:

@@ -16,9 +16,9 @@ from environments import signing
 from environments.models import KeyState, SigningKey
 from environments.providers.base import IdTokenRequest, OpenContext, ProviderError
 from environments.providers.endpoints import ProviderEndpoints
-from environments.secrets import SecretError, box_for
+from kernel.config import TrustPortalConfig
+from kernel.secretbox import SecretError, box_for
 from trustportal.checks import oidc_issuer_problems
-from trustportal.config import TrustPortalConfig
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 ISSUER = "https://portal.example.test/oidc"

@@ -17,15 +17,7 @@ from rest_framework.test import APIClient
 
 from environments import providers, services, signing
 from environments.errors import DefinitionInvalid
-from environments.evaluation import (
-    OpenCall,
-    OpenFailed,
-    Source,
-    evaluate,
-    no_imports,
-    parse,
-    seal,
-)
+from environments.evaluation import OpenCall, OpenFailed, Source, evaluate, no_imports, parse, seal
 from environments.models import (
     AccessEvent,
     CredentialIssuance,

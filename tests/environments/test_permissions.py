@@ -14,6 +14,7 @@ from rest_framework.test import APIClient
 
 from environments import services
 from environments.models import Environment, Level
+from kernel.errors import NotFound
 from tests.conftest import auth
 from tests.environments.conftest import make_environment
 from tests.factories import (
@@ -24,7 +25,6 @@ from tests.factories import (
     UserFactory,
     make_token,
 )
-from trustportal.errors import NotFound
 from trustportal.models import Organization, Role
 
 pytestmark = pytest.mark.django_db

@@ -22,11 +22,11 @@ from environments import services, signing
 from environments.models import CredentialIssuance, Level, Outcome
 from environments.providers.endpoints import REFUSED, ProviderEndpoints
 from issuers.http import FetchError
+from kernel.config import ConfigError, load_config, parse_provider_endpoints
 from tests.conftest import LOOPBACK, auth
 from tests.environments.cloud_servers import FakeService, Reply, Request
 from tests.environments.conftest import make_environment
 from tests.factories import TeamFactory, make_token
-from trustportal.config import ConfigError, load_config, parse_provider_endpoints
 from trustportal.models import Organization
 
 pytestmark = pytest.mark.django_db

@@ -31,7 +31,7 @@ from environments.providers.common import (
 from environments.providers.endpoints import ProviderEndpoints
 from environments.providers.gcp import gcp_login
 from environments.providers.vault import vault_login
-from tokens.strictjson import check_text
+from kernel.strictjson import check_text
 
 PROVIDERS: dict[str, Provider] = {
     "aws-login": aws_login,

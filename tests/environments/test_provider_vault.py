@@ -23,6 +23,7 @@ from environments.providers.common import (
 from environments.providers.vault import vault_login
 from issuers.devissuer import DevIssuer, SigningKey
 from issuers.services import Outbound
+from kernel.config import load_config
 from tests.conftest import auth
 from tests.environments.cloud_servers import (
     FakeVault,
@@ -35,7 +36,6 @@ from tests.environments.cloud_servers import (
     subject,
 )
 from tests.environments.conftest import exchange, make_environment, trust_local_issuer
-from trustportal.config import load_config
 from trustportal.models import Organization
 
 DEPLOY = VaultRole(bound_audiences=("acme",), bound_subject=subject(), policies=("deploy",))

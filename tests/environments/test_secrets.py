@@ -13,14 +13,8 @@ from rest_framework.test import APIClient
 from environments import services
 from environments.errors import DefinitionInvalid
 from environments.models import Environment, Level, Revision
-from environments.secrets import (
-    SecretBox,
-    SecretError,
-    SecretKey,
-    box_for,
-    default_box,
-    environment_context,
-)
+from environments.secrets import environment_context
+from kernel.secretbox import SecretBox, SecretError, SecretKey, box_for, default_box
 from tests.conftest import auth
 from tests.environments.conftest import make_environment, system_actor
 from tests.factories import PASSWORD, MembershipFactory, TeamFactory, UserFactory, make_token

@@ -30,7 +30,6 @@ from hypothesis import strategies as st
 from environments.evaluation import (
     MAX_VALUE_DEPTH,
     MAX_WEIGHT,
-    DecryptFailed,
     Diagnostic,
     Evaluation,
     OpenCall,
@@ -40,6 +39,8 @@ from environments.evaluation import (
     evaluate,
     parse,
 )
+from kernel.secretbox import DecryptFailed
+from kernel.strictjson import check_text
 from tests.security.reporting import record_summary
 from tokens.errors import InvalidRequest, OAuthError
 from tokens.request import (
@@ -52,7 +53,6 @@ from tokens.request import (
     parse_request,
     read_body,
 )
-from tokens.strictjson import check_text
 from tokens.verification import UnverifiedToken, check_header, decode_unverified
 
 EXAMPLES = 200

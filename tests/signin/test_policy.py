@@ -7,7 +7,7 @@ from typing import cast
 import pytest
 from django.test import Client
 
-from environments.secrets import SecretError
+from kernel.secretbox import SecretError
 from signin.models import GroupMapping, IdentityProvider, OrganizationSignInPolicy, SignInEvent
 from signin.services import (
     provider_secret,

@@ -11,12 +11,12 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from kernel.config import ConfigError, load_config
 from tests.factories import make_event
 from tokens import tasks
 from tokens.models import AccessToken, ExchangeEvent, UsedJti
 from tokens.services import token_create, token_touch, token_usage_flush, tokens_purge
 from tokens.usage import LocalUsageBuffer, RedisUsageBuffer, default_buffer
-from trustportal.config import ConfigError, load_config
 
 pytestmark = pytest.mark.django_db
 

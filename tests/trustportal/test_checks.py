@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from kernel.config import ConfigError, TrustPortalConfig, load_config
 from trustportal.checks import production_errors
-from trustportal.config import ConfigError, TrustPortalConfig, load_config
 
 GOOD_KEY = "k" * 64
 POSTGRESQL = "django.db.backends.postgresql"

@@ -100,7 +100,10 @@ print(json.dumps({
 @pytest.fixture(scope="module")
 def production(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """What a production process answers for the login page over https and plain http."""
-    env = production_env(tmp_path_factory.mktemp("production"))
+    folder = tmp_path_factory.mktemp("production")
+    # The probe renders pages only (no system checks run): a local database file is enough
+    # for the sign-in page's provider list, where a real server would need PostgreSQL.
+    env = production_env(folder, DATABASE_URL=f"sqlite:///{folder / 'probe.sqlite3'}")
     done = subprocess.run(
         [sys.executable, "-c", PROBE],
         cwd=ROOT,

@@ -14,13 +14,13 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from issuers.devissuer import DevIssuer
+from kernel.clientaddr import client_address
+from kernel.config import ConfigError, load_config
+from kernel.logs import logging_config
+from kernel.metrics import EXCHANGES, REGISTRY
 from tests.tokens import conftest as tokens_conftest
 from tests.tokens.conftest import AUDIENCE, exchange_body
 from trustportal import operations
-from trustportal.clientaddr import client_address
-from trustportal.config import ConfigError, load_config
-from trustportal.logs import logging_config
-from trustportal.metrics import EXCHANGES, REGISTRY
 
 trusted = tokens_conftest.trusted
 
@@ -255,7 +255,7 @@ def test_json_log_lines_carry_request_id_organization_decision_and_reason(
     handler.setFormatter(
         logging.config.DictConfigurator(config).configure_formatter(config["formatters"]["json"])
     )
-    from trustportal.logs import RequestIdFilter
+    from kernel.logs import RequestIdFilter
 
     handler.addFilter(RequestIdFilter())
     views_logger = logging.getLogger("tokens.views")

@@ -17,7 +17,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from issuers.services import Outbound, outbound_policy
-from trustportal.config import load_config
+from kernel.config import load_config
 from trustportal.demo import DEMO_ORG, demo_seed
 
 DEV_DEFAULTS = {

@@ -37,7 +37,7 @@ def logging_config(log_format: str, level: str) -> dict[str, Any]:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"request_id": {"()": "trustportal.logs.RequestIdFilter"}},
+        "filters": {"request_id": {"()": "kernel.logs.RequestIdFilter"}},
         "formatters": formatters,
         "handlers": {
             "console": {

@@ -7,7 +7,7 @@ from typing import Any
 
 from rest_framework.request import Request
 
-from trustportal.errors import BadRequest
+from kernel.errors import BadRequest
 
 
 def iso_time(value: datetime | None) -> str | None:
