@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
-from django.db.models import Model, Q, QuerySet
+from django.core.exceptions import PermissionDenied
+from django.db.models import Model, QuerySet
 from django.forms import ModelChoiceField
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
 from trustportal.models import Membership, Organization, Role, Runner, Team, User
-from trustportal.selectors import organizations_for_user
+from trustportal.selectors import (
+    organizations_for_user,
+    users_in_organizations,
+    users_wholly_within,
+)
 
 
 def admin_org_ids(request: HttpRequest) -> set[int]:
@@ -127,11 +133,10 @@ class OrgScopedAdmin(admin.ModelAdmin[Any]):
 
 
 def visible_users(request: HttpRequest) -> QuerySet[User]:
-    """Users an org admin may pick: members of their orgs, and accounts in no org yet."""
-    return User.objects.filter(
-        Q(memberships__organization_id__in=admin_org_ids(request)) | Q(memberships__isnull=True),
-        is_superuser=False,
-    ).distinct()
+    """Users an org admin may pick (as a member, a team member): people already in one of the
+    orgs they administer, never an account in no org (adopting it is a superuser's call) and
+    never a superuser or staff account."""
+    return users_in_organizations(admin_org_ids(request)).filter(is_superuser=False, is_staff=False)
 
 
 @admin.register(Organization)
@@ -158,8 +163,29 @@ class MembershipAdmin(OrgScopedAdmin):
     search_fields = ("user__username", "user__email", "organization__login")
 
 
+class TeamForm(forms.ModelForm[Team]):
+    """A team: its members must be members of the team's organization."""
+
+    class Meta:
+        model = Team
+        fields = ("organization", "name", "display_name", "members")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        organization, members = data.get("organization"), data.get("members")
+        if organization is not None and members is not None:
+            outsiders = members.exclude(pk__in=users_in_organizations([organization.pk]))
+            if outsiders.exists():
+                names = ", ".join(sorted(user.username for user in outsiders[:5]))
+                self.add_error(
+                    "members", f"Not members of {organization.login}: {names}. Add them first."
+                )
+        return data
+
+
 @admin.register(Team)
 class TeamAdmin(OrgScopedAdmin):
+    form = TeamForm
     list_display = ("name", "organization", "display_name", "created")
     search_fields = ("name", "display_name")
     filter_horizontal = ("members",)
@@ -173,15 +199,20 @@ class RunnerAdmin(OrgScopedAdmin):
 
 @admin.register(User)
 class ScopedUserAdmin(UserAdmin[User]):
-    """Users: superusers see all; org admins see and edit the members of their orgs."""
+    """Users: superusers see and change all; org admins change only people wholly theirs.
+
+    An admin or auditor of an org views its members. An org admin changes a user's profile
+    (username, name, email, `is_active`) only when every membership of the user is in an org
+    they administer, so a user who also belongs elsewhere (maybe an admin there) is not theirs
+    to take over. Only superusers create accounts, set or unset passwords, grant site-wide
+    privileges and delete users: org admins have no password control at all (no set, no reset).
+    """
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
         queryset = super().get_queryset(request)
         if request.user.is_superuser:
             return queryset
-        return queryset.filter(
-            memberships__organization_id__in=readable_org_ids(request)
-        ).distinct()
+        return queryset.filter(pk__in=users_in_organizations(readable_org_ids(request)))
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return request.user.is_superuser or bool(admin_org_ids(request))
@@ -198,28 +229,44 @@ class ScopedUserAdmin(UserAdmin[User]):
             return True
         if obj is None:
             return bool(admin_org_ids(request))
-        if getattr(obj, "is_superuser", False):
-            return False
-        return User.objects.filter(
-            pk=obj.pk, memberships__organization_id__in=admin_org_ids(request)
-        ).exists()
+        return users_wholly_within(admin_org_ids(request)).filter(pk=obj.pk).exists()
 
     def has_add_permission(self, request: HttpRequest) -> bool:
-        return request.user.is_superuser or bool(admin_org_ids(request))
+        # A new account belongs to no org and carries a password: both a superuser's call.
+        return bool(request.user.is_superuser)
 
     def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return request.user.is_superuser
+        return bool(request.user.is_superuser)
+
+    def user_change_password(
+        self, request: HttpRequest, id: str, form_url: str = ""
+    ) -> HttpResponse:
+        if not request.user.is_superuser:
+            raise PermissionDenied
+        return super().user_change_password(request, id, form_url)
+
+    def get_list_filter(self, request: HttpRequest) -> Any:
+        filters = super().get_list_filter(request)
+        if request.user.is_superuser:
+            return filters
+        return [name for name in filters if name not in _SUPERUSER_FIELDS]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: User | None = None) -> Any:
+        if request.user.is_superuser:
+            return super().get_readonly_fields(request, obj)
+        return ("last_login", "date_joined")
 
     def get_fieldsets(self, request: HttpRequest, obj: User | None = None) -> Any:
         fieldsets = super().get_fieldsets(request, obj)
         if request.user.is_superuser or obj is None:
             return fieldsets
-        # Org admins manage people, not site-wide privileges.
+        # Org admins manage people's profiles, not passwords or site-wide privileges.
         return [
-            (name, {**opts, "fields": [f for f in opts["fields"] if f not in _PRIVILEGE_FIELDS]})
+            (name, {**opts, "fields": [f for f in opts["fields"] if f not in _SUPERUSER_FIELDS]})
             for name, opts in fieldsets
-            if [f for f in opts["fields"] if f not in _PRIVILEGE_FIELDS]
+            if [f for f in opts["fields"] if f not in _SUPERUSER_FIELDS]
         ]
 
 
-_PRIVILEGE_FIELDS = {"is_staff", "is_superuser", "groups", "user_permissions"}
+# Fields (and list filters) only a superuser sees on the user admin.
+_SUPERUSER_FIELDS = {"password", "is_staff", "is_superuser", "groups", "user_permissions"}
