@@ -6,6 +6,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.utils import get_fields_from_path
 from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model, QuerySet
@@ -58,6 +59,48 @@ class ReadOnlyAdmin:
         return False
 
 
+class ScopedRelatedFieldListFilter(admin.RelatedFieldListFilter):
+    """A list filter on a relation that offers only objects the user may read.
+
+    Django's own filter lists every row of the related table (every organization, team and
+    user); this one limits the choices to the organizations where the user is admin or
+    auditor, to their teams, runners and members, and otherwise to the objects the admin's own
+    (scoped) queryset refers to.
+    """
+
+    def field_choices(self, field: Any, request: HttpRequest, model_admin: Any) -> Any:
+        if request.user.is_superuser:
+            return super().field_choices(field, request, model_admin)
+        org_ids = readable_org_ids(request)
+        related = field.related_model
+        if related is Organization:
+            allowed: QuerySet[Any] = Organization.objects.filter(pk__in=org_ids)
+        elif related is User:
+            allowed = users_in_organizations(org_ids)
+        elif any(f.name == "organization" for f in related._meta.fields):
+            allowed = related._default_manager.filter(organization_id__in=org_ids)
+        else:
+            allowed = related._default_manager.filter(
+                pk__in=model_admin.get_queryset(request).values(f"{self.field_path}__pk")
+            )
+        ordering = self.field_admin_ordering(field, request, model_admin)
+        return field.get_choices(
+            include_blank=False,
+            ordering=ordering,
+            limit_choices_to={"pk__in": allowed.values("pk")},
+        )
+
+
+def scoped_list_filter(model: type[Model], list_filter: Any) -> list[Any]:
+    """`list_filter` with every plain relation entry given the scoped related-object filter."""
+    scoped: list[Any] = []
+    for entry in list_filter:
+        if isinstance(entry, str) and get_fields_from_path(model, entry)[-1].is_relation:
+            entry = (entry, ScopedRelatedFieldListFilter)
+        scoped.append(entry)
+    return scoped
+
+
 class OrgScopedAdmin(admin.ModelAdmin[Any]):
     """A ModelAdmin that shows and changes only objects of the user's organizations.
 
@@ -88,6 +131,9 @@ class OrgScopedAdmin(admin.ModelAdmin[Any]):
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return request.user.is_superuser or bool(readable_org_ids(request))
+
+    def get_list_filter(self, request: HttpRequest) -> Any:
+        return scoped_list_filter(self.model, super().get_list_filter(request))
 
     def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         if request.user.is_superuser:
@@ -249,7 +295,9 @@ class ScopedUserAdmin(UserAdmin[User]):
         filters = super().get_list_filter(request)
         if request.user.is_superuser:
             return filters
-        return [name for name in filters if name not in _SUPERUSER_FIELDS]
+        return scoped_list_filter(
+            self.model, [name for name in filters if name not in _SUPERUSER_FIELDS]
+        )
 
     def get_readonly_fields(self, request: HttpRequest, obj: User | None = None) -> Any:
         if request.user.is_superuser:
