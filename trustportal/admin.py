@@ -13,6 +13,7 @@ from django.db.models import Model, QuerySet
 from django.forms import ModelChoiceField
 from django.http import HttpRequest, HttpResponse
 
+from trustportal.admin_json import BoundedJsonAdmin
 from trustportal.models import Membership, Organization, Role, Runner, Team, User
 from trustportal.selectors import (
     organizations_for_user,
@@ -101,7 +102,7 @@ def scoped_list_filter(model: type[Model], list_filter: Any) -> list[Any]:
     return scoped
 
 
-class OrgScopedAdmin(admin.ModelAdmin[Any]):
+class OrgScopedAdmin(BoundedJsonAdmin):
     """A ModelAdmin that shows and changes only objects of the user's organizations.
 
     `org_path` is the lookup from the model to its Organization ("" for Organization itself).
