@@ -71,6 +71,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "trustportal.middleware.SecurityHeadersMiddleware",
     "trustportal.middleware.DatabaseUnavailableMiddleware",
+    "trustportal.unstorable.UnstorableTextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
