@@ -32,6 +32,8 @@ def _texts(value: Any) -> list[str] | None:
 
 def claim_rows(claims: Any) -> list[tuple[str, str]]:
     """Claims as (name, text) rows: strings as they are, everything else as bounded JSON."""
+    if isinstance(claims, str):  # not decoded (nested too deep): the marker says so
+        return [(ELLIPSIS, _text(claims))]
     if not isinstance(claims, dict):
         return []
     names = sorted(claims, key=str)

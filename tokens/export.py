@@ -17,7 +17,6 @@ from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 
 from tokens.models import ExchangeEvent
-from trustportal.jsonview import depth_bounded
 from trustportal.wire import iso_time
 
 EXPORT_CHUNK = 2_000
@@ -87,10 +86,10 @@ def event_json(event: ExchangeEvent, *, trace: bool = True) -> dict[str, Any]:
         "userAgent": event.user_agent,
         "subjectTokenSha256": event.subject_token_sha256,
         "repository": repository_of(event) or None,
-        "claims": depth_bounded(event.claims),
+        "claims": event.claims,
     }
     if trace:
-        body["trace"] = depth_bounded(event.trace)
+        body["trace"] = event.trace
     return body
 
 

@@ -92,20 +92,34 @@ def bounded_text(value: str, *, max_chars: int = MAX_CHARS) -> str:
     return value if len(value) <= max_chars else value[:max_chars] + ELLIPSIS
 
 
-DATA_MAX_DEPTH = 64  # deeper than any real claim set; json.dumps stays far from its limit
+DATA_MAX_DEPTH = 64  # deeper than any real claim set; json.loads stays far from its limit
 TOO_DEEP = "[nested deeper than 64 levels: left out]"
 
 
-def depth_bounded(value: Any, *, max_depth: int = DATA_MAX_DEPTH) -> Any:
-    """`value` with containers nested deeper than `max_depth` replaced by a marker string.
+def nesting_exceeds(text: str, limit: int) -> bool:
+    """Whether JSON `text` nests arrays/objects deeper than `limit` (scanned, not parsed).
 
-    For machine-readable output (API, exports) of stored JSON: the rest is kept as it is, so
-    ordinary data passes unchanged, and serializing the result cannot exhaust the stack.
+    Lets a reader refuse to `json.loads` what would exhaust the stack. Brackets inside strings
+    do not count. Cheap for ordinary documents: with no more brackets than `limit` in all,
+    nothing is scanned.
     """
-    if not isinstance(value, dict | list):
-        return value
-    if max_depth <= 0:
-        return TOO_DEEP
-    if isinstance(value, dict):
-        return {name: depth_bounded(item, max_depth=max_depth - 1) for name, item in value.items()}
-    return [depth_bounded(item, max_depth=max_depth - 1) for item in value]
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    depth, in_string, escaped = 0, False, False
+    for character in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif character == "\\":
+                escaped = True
+            elif character == '"':
+                in_string = False
+        elif character == '"':
+            in_string = True
+        elif character in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif character in "]}":
+            depth -= 1
+    return False
