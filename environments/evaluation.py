@@ -394,7 +394,7 @@ class _Parser:
                 f"invalid YAML: character U+{code:04X} is not allowed", self.point(exc.position)
             )
             return self.result(None, ())
-        except yaml.YAMLError:
+        except (yaml.YAMLError, UnicodeEncodeError):  # a lone surrogate is not UTF-8
             self.error("invalid YAML", None)
             return self.result(None, ())
         except RecursionError:

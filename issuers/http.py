@@ -760,7 +760,7 @@ def _read_body(response: http.client.HTTPResponse, limit: int) -> bytes:
 def _parse_json(body: bytes) -> dict[str, Any]:
     """Decode strict UTF-8 JSON whose top level is an object; no schema checks.
 
-    The same rules as every other untrusted JSON (`tokens/strictjson.py`): no NaN/Infinity or
+    The same rules as every other untrusted JSON (`kernel/strictjson.py`): no NaN/Infinity or
     overflowing numbers, no duplicate keys, no NUL or lone surrogates (issuer documents are
     stored in JSON columns), no BOM (json.loads refuses it).
     """

@@ -43,7 +43,8 @@ class ExchangeEventAdmin(ReadOnlyAdmin, OrgScopedAdmin):
     paginator = CappedPaginator
     list_per_page = 50
     ordering = ("-id",)
-    readonly_fields = ("history_page",)
+    readonly_fields = ("history_page", *(f.name for f in ExchangeEvent._meta.fields))
+    fields = readonly_fields
     actions = None
 
     @admin.display(description="History page")
@@ -52,12 +53,6 @@ class ExchangeEventAdmin(ReadOnlyAdmin, OrgScopedAdmin):
             return "—"
         url = reverse("tokens:event", kwargs={"org": obj.organization.login, "event_id": obj.pk})
         return format_html('<a href="{}">Open with the claims and the evaluation trace</a>', url)
-
-    def get_fields(self, request: HttpRequest, obj: Model | None = None) -> Any:
-        return ["history_page", *(f.name for f in ExchangeEvent._meta.fields)]
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Model | None = None) -> Any:
-        return self.get_fields(request, obj)
 
 
 @admin.register(AccessToken)

@@ -12,6 +12,7 @@ from django.db.models import Q
 from django.db.models.base import ModelBase
 
 from tokens.errors import AppendOnlyError
+from trustportal.fields import StoredJSONField
 from trustportal.models import Organization, Runner, Team
 
 # Pattern filters on long text columns use an index on the first INDEXED_PREFIX characters
@@ -220,7 +221,7 @@ class ExchangeEvent(models.Model):
     jti = models.CharField(max_length=256, blank=True)
     kid = models.CharField(max_length=200, blank=True)
     alg = models.CharField(max_length=20, blank=True)
-    claims = models.JSONField(default=dict, blank=True)
+    claims = StoredJSONField(default=dict, blank=True)
     subject_token_sha256 = models.CharField(max_length=64, blank=True)
     requested_token_type = models.CharField(max_length=16, blank=True)
     requested_scope = models.CharField(max_length=300, blank=True)
@@ -229,7 +230,7 @@ class ExchangeEvent(models.Model):
     error = models.CharField(max_length=40, blank=True)
     reason = models.CharField(max_length=64)
     detail = models.CharField(max_length=1000, blank=True)
-    trace = models.JSONField(default=list, blank=True)
+    trace = StoredJSONField(default=list, blank=True)
     policy_id = models.UUIDField(null=True, blank=True)
     policy_version = models.PositiveIntegerField(null=True, blank=True)
     token = models.ForeignKey(

@@ -8,7 +8,6 @@ role that is not enough: auditors read everything and change nothing), filters a
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -33,6 +32,7 @@ from policies.selectors import issuer_policy_summary
 from tokens import services
 from tokens.charts import daily_chart
 from tokens.errors import TokenInvalid
+from tokens.event_view import claim_rows, trace_rows
 from tokens.export import EXPORT_FORMATS, repository_of, streaming_export
 from tokens.filters import (
     EventFilters,
@@ -241,16 +241,6 @@ def credential_history(request: HttpRequest, org: str) -> HttpResponse:
     )
 
 
-def _claim_rows(claims: Any) -> list[tuple[str, str]]:
-    """Claims as (name, text) rows: strings as they are, everything else as JSON."""
-    if not isinstance(claims, dict):
-        return []
-    return [
-        (name, value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
-        for name, value in sorted(claims.items())
-    ]
-
-
 @login_required
 @require_GET
 def event_detail(request: HttpRequest, org: str, event_id: int) -> HttpResponse:
@@ -274,8 +264,8 @@ def event_detail(request: HttpRequest, org: str, event_id: int) -> HttpResponse:
             "event": event,
             "issuer": issuer,
             "repository": repository_of(event),
-            "claims": _claim_rows(event.claims),
-            "trace": event.trace if isinstance(event.trace, list) else [],
+            "claims": claim_rows(event.claims),
+            "trace": trace_rows(event.trace),
             "token": token,
             "token_status": token_status(token, now) if token is not None else None,
             "policy_url": (

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin
+from django.contrib.admin.utils import get_fields_from_path
 from django.contrib.auth.admin import UserAdmin
-from django.db.models import Model, Q, QuerySet
+from django.core.exceptions import PermissionDenied
+from django.db.models import Model, QuerySet
 from django.forms import ModelChoiceField
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
+from trustportal.admin_json import BoundedJsonAdmin
 from trustportal.models import Membership, Organization, Role, Runner, Team, User
-from trustportal.selectors import organizations_for_user
+from trustportal.selectors import (
+    organizations_for_user,
+    users_in_organizations,
+    users_wholly_within,
+)
 
 
 def admin_org_ids(request: HttpRequest) -> set[int]:
@@ -52,7 +60,49 @@ class ReadOnlyAdmin:
         return False
 
 
-class OrgScopedAdmin(admin.ModelAdmin[Any]):
+class ScopedRelatedFieldListFilter(admin.RelatedFieldListFilter):
+    """A list filter on a relation that offers only objects the user may read.
+
+    Django's own filter lists every row of the related table (every organization, team and
+    user); this one limits the choices to the organizations where the user is admin or
+    auditor, to their teams, runners and members, and otherwise to the objects the admin's own
+    (scoped) queryset refers to.
+    """
+
+    def field_choices(self, field: Any, request: HttpRequest, model_admin: Any) -> Any:
+        if request.user.is_superuser:
+            return super().field_choices(field, request, model_admin)
+        org_ids = readable_org_ids(request)
+        related = field.related_model
+        if related is Organization:
+            allowed: QuerySet[Any] = Organization.objects.filter(pk__in=org_ids)
+        elif related is User:
+            allowed = users_in_organizations(org_ids)
+        elif any(f.name == "organization" for f in related._meta.fields):
+            allowed = related._default_manager.filter(organization_id__in=org_ids)
+        else:
+            allowed = related._default_manager.filter(
+                pk__in=model_admin.get_queryset(request).values(f"{self.field_path}__pk")
+            )
+        ordering = self.field_admin_ordering(field, request, model_admin)
+        return field.get_choices(
+            include_blank=False,
+            ordering=ordering,
+            limit_choices_to={"pk__in": allowed.values("pk")},
+        )
+
+
+def scoped_list_filter(model: type[Model], list_filter: Any) -> list[Any]:
+    """`list_filter` with every plain relation entry given the scoped related-object filter."""
+    scoped: list[Any] = []
+    for entry in list_filter:
+        if isinstance(entry, str) and get_fields_from_path(model, entry)[-1].is_relation:
+            entry = (entry, ScopedRelatedFieldListFilter)
+        scoped.append(entry)
+    return scoped
+
+
+class OrgScopedAdmin(BoundedJsonAdmin):
     """A ModelAdmin that shows and changes only objects of the user's organizations.
 
     `org_path` is the lookup from the model to its Organization ("" for Organization itself).
@@ -82,6 +132,9 @@ class OrgScopedAdmin(admin.ModelAdmin[Any]):
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return request.user.is_superuser or bool(readable_org_ids(request))
+
+    def get_list_filter(self, request: HttpRequest) -> Any:
+        return scoped_list_filter(self.model, super().get_list_filter(request))
 
     def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         if request.user.is_superuser:
@@ -127,11 +180,10 @@ class OrgScopedAdmin(admin.ModelAdmin[Any]):
 
 
 def visible_users(request: HttpRequest) -> QuerySet[User]:
-    """Users an org admin may pick: members of their orgs, and accounts in no org yet."""
-    return User.objects.filter(
-        Q(memberships__organization_id__in=admin_org_ids(request)) | Q(memberships__isnull=True),
-        is_superuser=False,
-    ).distinct()
+    """Users an org admin may pick (as a member, a team member): people already in one of the
+    orgs they administer, never an account in no org (adopting it is a superuser's call) and
+    never a superuser or staff account."""
+    return users_in_organizations(admin_org_ids(request)).filter(is_superuser=False, is_staff=False)
 
 
 @admin.register(Organization)
@@ -158,8 +210,29 @@ class MembershipAdmin(OrgScopedAdmin):
     search_fields = ("user__username", "user__email", "organization__login")
 
 
+class TeamForm(forms.ModelForm[Team]):
+    """A team: its members must be members of the team's organization."""
+
+    class Meta:
+        model = Team
+        fields = ("organization", "name", "display_name", "members")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        organization, members = data.get("organization"), data.get("members")
+        if organization is not None and members is not None:
+            outsiders = members.exclude(pk__in=users_in_organizations([organization.pk]))
+            if outsiders.exists():
+                names = ", ".join(sorted(user.username for user in outsiders[:5]))
+                self.add_error(
+                    "members", f"Not members of {organization.login}: {names}. Add them first."
+                )
+        return data
+
+
 @admin.register(Team)
 class TeamAdmin(OrgScopedAdmin):
+    form = TeamForm
     list_display = ("name", "organization", "display_name", "created")
     search_fields = ("name", "display_name")
     filter_horizontal = ("members",)
@@ -173,15 +246,20 @@ class RunnerAdmin(OrgScopedAdmin):
 
 @admin.register(User)
 class ScopedUserAdmin(UserAdmin[User]):
-    """Users: superusers see all; org admins see and edit the members of their orgs."""
+    """Users: superusers see and change all; org admins change only people wholly theirs.
+
+    An admin or auditor of an org views its members. An org admin changes a user's profile
+    (username, name, email, `is_active`) only when every membership of the user is in an org
+    they administer, so a user who also belongs elsewhere (maybe an admin there) is not theirs
+    to take over. Only superusers create accounts, set or unset passwords, grant site-wide
+    privileges and delete users: org admins have no password control at all (no set, no reset).
+    """
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
         queryset = super().get_queryset(request)
         if request.user.is_superuser:
             return queryset
-        return queryset.filter(
-            memberships__organization_id__in=readable_org_ids(request)
-        ).distinct()
+        return queryset.filter(pk__in=users_in_organizations(readable_org_ids(request)))
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return request.user.is_superuser or bool(admin_org_ids(request))
@@ -198,28 +276,46 @@ class ScopedUserAdmin(UserAdmin[User]):
             return True
         if obj is None:
             return bool(admin_org_ids(request))
-        if getattr(obj, "is_superuser", False):
-            return False
-        return User.objects.filter(
-            pk=obj.pk, memberships__organization_id__in=admin_org_ids(request)
-        ).exists()
+        return users_wholly_within(admin_org_ids(request)).filter(pk=obj.pk).exists()
 
     def has_add_permission(self, request: HttpRequest) -> bool:
-        return request.user.is_superuser or bool(admin_org_ids(request))
+        # A new account belongs to no org and carries a password: both a superuser's call.
+        return bool(request.user.is_superuser)
 
     def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return request.user.is_superuser
+        return bool(request.user.is_superuser)
+
+    def user_change_password(
+        self, request: HttpRequest, id: str, form_url: str = ""
+    ) -> HttpResponse:
+        if not request.user.is_superuser:
+            raise PermissionDenied
+        return super().user_change_password(request, id, form_url)
+
+    def get_list_filter(self, request: HttpRequest) -> Any:
+        filters = super().get_list_filter(request)
+        if request.user.is_superuser:
+            return filters
+        return scoped_list_filter(
+            self.model, [name for name in filters if name not in _SUPERUSER_FIELDS]
+        )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: User | None = None) -> Any:
+        if request.user.is_superuser:
+            return super().get_readonly_fields(request, obj)
+        return ("last_login", "date_joined")
 
     def get_fieldsets(self, request: HttpRequest, obj: User | None = None) -> Any:
         fieldsets = super().get_fieldsets(request, obj)
         if request.user.is_superuser or obj is None:
             return fieldsets
-        # Org admins manage people, not site-wide privileges.
+        # Org admins manage people's profiles, not passwords or site-wide privileges.
         return [
-            (name, {**opts, "fields": [f for f in opts["fields"] if f not in _PRIVILEGE_FIELDS]})
+            (name, {**opts, "fields": [f for f in opts["fields"] if f not in _SUPERUSER_FIELDS]})
             for name, opts in fieldsets
-            if [f for f in opts["fields"] if f not in _PRIVILEGE_FIELDS]
+            if [f for f in opts["fields"] if f not in _SUPERUSER_FIELDS]
         ]
 
 
-_PRIVILEGE_FIELDS = {"is_staff", "is_superuser", "groups", "user_permissions"}
+# Fields (and list filters) only a superuser sees on the user admin.
+_SUPERUSER_FIELDS = {"password", "is_staff", "is_superuser", "groups", "user_permissions"}

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from django.contrib.auth.models import AnonymousUser
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 
 from trustportal.models import Membership, Organization, Role, User
 
@@ -39,3 +39,23 @@ def role_of(user: User, organization: Organization) -> str | None:
 def memberships_of(user: User) -> QuerySet[Membership]:
     """A user's memberships with their organizations, for the landing page."""
     return Membership.objects.filter(user=user).select_related("organization")
+
+
+def users_in_organizations(organization_ids: Collection[int]) -> QuerySet[User]:
+    """Users with a membership in at least one of the organizations (any role)."""
+    inside = Membership.objects.filter(user=OuterRef("pk"), organization_id__in=organization_ids)
+    return User.objects.filter(Exists(inside))
+
+
+def users_wholly_within(organization_ids: Collection[int]) -> QuerySet[User]:
+    """Users whose every membership is in the organizations, and who have at least one.
+
+    Superusers and staff are never included: their reach is site-wide, whatever their
+    memberships say. This is the set an admin of those organizations may change.
+    """
+    outside = Membership.objects.filter(user=OuterRef("pk")).exclude(
+        organization_id__in=organization_ids
+    )
+    return users_in_organizations(organization_ids).filter(
+        ~Exists(outside), is_superuser=False, is_staff=False
+    )

@@ -79,6 +79,7 @@ MIDDLEWARE = [
     "trustportal.middleware.SecurityHeadersMiddleware",
     "trustportal.operations.OperationsMiddleware",
     "trustportal.middleware.DatabaseUnavailableMiddleware",
+    "trustportal.unstorable.UnstorableTextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
