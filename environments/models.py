@@ -1,7 +1,7 @@
 """Environments: definitions with revisions, tags, per-team permissions and a record of opens.
 
 Definitions are stored *sealed*: every `fn::secret` holds only AES-GCM ciphertext
-(`environments/secrets.py`), so no column ever holds a secret's plaintext.
+(`kernel/secretbox.py`), so no column ever holds a secret's plaintext.
 """
 
 from __future__ import annotations

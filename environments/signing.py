@@ -5,7 +5,7 @@ them to a cloud's STS, Vault or any relying party that trusts `<issuer URL>` (th
 `/oidc/.well-known/…` documents, `environments/oidc_views.py`).
 
 Keys live in `SigningKey` rows; the private key only as AES-256-GCM ciphertext, sealed with
-`environments/secrets.py` under its own HKDF label (the same TRUSTPORTAL_SECRETS_KEY material,
+`kernel/secretbox.py` under its own HKDF label (the same TRUSTPORTAL_SECRETS_KEY material,
 never the same derived key) and bound to the key's `kid`. Rotation, one idempotent
 `signing_keys_rotate` call that beat runs every 15 minutes:
 
