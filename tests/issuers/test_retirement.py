@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from issuers.models import Issuer
 from tests.conftest import auth
-from tests.factories import PASSWORD, make_token
+from tests.factories import PASSWORD, make_token, pass_second_factor
 from tests.tokens.conftest import (  # noqa: F401  (fixtures)
     AUDIENCE,
     exchange_body,
@@ -125,7 +125,7 @@ def test_a_failed_deletion_revokes_nothing(minted, monkeypatch) -> None:
 
 def test_the_admin_refuses_deletion_in_favour_of_the_page(minted, django_user_model) -> None:
     django_user_model.objects.create_superuser("root", "root@example.com", PASSWORD)
-    for client in (signed_in("alice"), signed_in("root")):
+    for client in (signed_in("alice"), pass_second_factor(signed_in("root"), "root")):
         url = reverse("admin:issuers_issuer_delete", args=[minted["issuer_id"]])
         assert client.get(url).status_code == 403
         assert client.post(url, {"post": "yes"}).status_code == 403
