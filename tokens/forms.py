@@ -11,6 +11,9 @@ from tokens.errors import TokenInvalid
 from tokens.models import Permission, TokenType
 from trustportal.models import Organization, Runner, Team
 
+# The lifetime of a token made by hand, on the page and with `createtoken` alike.
+DEFAULT_LIFETIME_DAYS = 90
+
 LIFETIMES = (
     ("30", "30 days"),
     ("90", "90 days"),
@@ -40,7 +43,7 @@ class TokenCreateForm(forms.Form):
     )
     team = forms.ChoiceField(choices=(), required=False, help_text="Team tokens only.")
     runner = forms.ChoiceField(choices=(), required=False, help_text="Runner tokens only.")
-    lifetime = forms.ChoiceField(choices=LIFETIMES, initial="90")
+    lifetime = forms.ChoiceField(choices=LIFETIMES, initial=str(DEFAULT_LIFETIME_DAYS))
 
     def __init__(self, *args: Any, organization: Organization, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -77,6 +78,11 @@ class Command(BaseCommand):
             self.stdout.write(f"{preview.count} token(s) would be revoked")
             return
         if preview.count and not options["yes"]:
+            if not sys.stdin.isatty():
+                raise CommandError(
+                    f"{preview.count} token(s) would be revoked; without a terminal to confirm "
+                    "on, pass --yes (or --dry-run to only count)"
+                )
             answer = input(f"Revoke {preview.count} token(s) of {organization.login}? [y/N] ")
             if answer.strip().lower() not in ("y", "yes"):
                 raise CommandError("nothing revoked")
