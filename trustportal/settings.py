@@ -216,6 +216,7 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
+
 # Celery: Redis when REDIS_URL is set; otherwise kombu's filesystem transport under var/,
 # which needs no server. Tests run tasks eagerly unless the integration suite starts a worker.
 def filesystem_broker_options(var_dir: Path) -> dict[str, Any]:

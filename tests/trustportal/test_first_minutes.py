@@ -15,7 +15,7 @@ from django.utils import timezone
 from kombu import Connection
 from rest_framework.test import APIClient
 
-from issuers.devissuer import DevIssuer, SigningKey
+from issuers.devissuer import DevIssuer
 from issuers.models import Issuer
 from tests.factories import OrganizationFactory, make_token
 from tests.tokens.conftest import AUDIENCE, exchange_body
@@ -30,16 +30,17 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.mark.django_db
 def test_make_run_on_another_issuer_port_moves_the_development_issuer(
-    tmp_path: Path, _issuer_key: SigningKey, outbound, allow_local_issuers
+    tmp_path: Path, local_issuer: DevIssuer, outbound, allow_local_issuers
 ) -> None:
-    with DevIssuer(keys=[_issuer_key]) as first:
-        demo_seed(state_dir=tmp_path, issuer_url=first.url, outbound=outbound)
-    with DevIssuer(keys=[_issuer_key]) as second:
+    first = local_issuer
+    demo_seed(state_dir=tmp_path, issuer_url=first.url, outbound=outbound)
+    with DevIssuer(keys=first.keys) as second:
         assert second.url != first.url
         demo = demo_seed(state_dir=tmp_path, issuer_url=second.url, outbound=outbound)
         issuer = Issuer.objects.get()
         assert demo.issuer is not None and demo.issuer.pk == issuer.pk
-        assert (issuer.name, issuer.url, issuer.issuer) == (DEMO_ISSUER_NAME, second.url, second.url)
+        assert (issuer.name, issuer.url) == (DEMO_ISSUER_NAME, second.url)
+        assert issuer.issuer == second.url
         # Its policy came along: the moved issuer's tokens still exchange.
         ok = APIClient().post(
             "/api/oauth/token",
@@ -115,7 +116,7 @@ def test_revoketokens_exits_non_zero_without_a_traceback(tmp_path: Path) -> None
         [sys.executable, "manage.py", "migrate", "-v0"], env=env, check=True, cwd=REPO, timeout=300
     )
     subprocess.run(
-        [sys.executable, "manage.py", "bootstrap", "--org", "acme", "--admin", "a", "--print-token"],
+        [sys.executable, "manage.py", "bootstrap", "--org=acme", "--admin=a", "--print-token"],
         env=env,
         capture_output=True,
         check=True,
