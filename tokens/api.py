@@ -131,6 +131,7 @@ def _params(request: Request) -> dict[str, str]:
     return request.query_params.dict()
 
 
+
 def _parsed(parse: Callable[[Mapping[str, Any]], T], params: Mapping[str, Any]) -> T:
     try:
         return parse(params)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -61,7 +62,7 @@ def test_filesystem_broker_keeps_its_control_folder_under_var(
     for folder in ("data_folder_in", "processed_folder", "control_folder"):
         Path(options[folder]).mkdir(parents=True, exist_ok=True)
     with Connection("filesystem://", transport_options=options) as connection:
-        channel = connection.default_channel
+        channel: Any = connection.default_channel
         channel.exchange_declare("celery.pidbox", type="fanout")
         channel.queue_declare("worker.pidbox")
         channel.queue_bind("worker.pidbox", exchange="celery.pidbox", routing_key="")

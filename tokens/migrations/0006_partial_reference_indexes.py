@@ -6,108 +6,58 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("issuers", "0001_initial"),
-        ("tokens", "0005_event_dashboard_index_base_manager"),
-        ("trustportal", "0001_initial"),
+        ('issuers', '0001_initial'),
+        ('tokens', '0005_event_dashboard_index_base_manager'),
+        ('trustportal', '0001_initial'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name="accesstoken",
-            name="created_by",
-            field=models.ForeignKey(
-                blank=True,
-                db_index=False,
-                null=True,
-                on_delete=django.db.models.deletion.SET_NULL,
-                related_name="+",
-                to=settings.AUTH_USER_MODEL,
-            ),
+            model_name='accesstoken',
+            name='created_by',
+            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
         ),
         migrations.AlterField(
-            model_name="accesstoken",
-            name="revoked_by",
-            field=models.ForeignKey(
-                blank=True,
-                db_index=False,
-                null=True,
-                on_delete=django.db.models.deletion.SET_NULL,
-                related_name="+",
-                to=settings.AUTH_USER_MODEL,
-            ),
+            model_name='accesstoken',
+            name='revoked_by',
+            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
         ),
         migrations.AlterField(
-            model_name="accesstoken",
-            name="runner",
-            field=models.ForeignKey(
-                blank=True,
-                db_index=False,
-                null=True,
-                on_delete=django.db.models.deletion.CASCADE,
-                related_name="tokens",
-                to="trustportal.runner",
-            ),
+            model_name='accesstoken',
+            name='runner',
+            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='tokens', to='trustportal.runner'),
         ),
         migrations.AlterField(
-            model_name="accesstoken",
-            name="team",
-            field=models.ForeignKey(
-                blank=True,
-                db_index=False,
-                null=True,
-                on_delete=django.db.models.deletion.CASCADE,
-                related_name="tokens",
-                to="trustportal.team",
-            ),
+            model_name='accesstoken',
+            name='team',
+            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='tokens', to='trustportal.team'),
         ),
         migrations.AlterField(
-            model_name="accesstoken",
-            name="user",
-            field=models.ForeignKey(
-                blank=True,
-                db_index=False,
-                null=True,
-                on_delete=django.db.models.deletion.CASCADE,
-                related_name="tokens",
-                to=settings.AUTH_USER_MODEL,
-            ),
+            model_name='accesstoken',
+            name='user',
+            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='tokens', to=settings.AUTH_USER_MODEL),
         ),
         migrations.AddIndex(
-            model_name="accesstoken",
-            index=models.Index(
-                condition=models.Q(("team__isnull", False)), fields=["team"], name="token_team"
-            ),
+            model_name='accesstoken',
+            index=models.Index(condition=models.Q(('team__isnull', False)), fields=['team'], name='token_team'),
         ),
         migrations.AddIndex(
-            model_name="accesstoken",
-            index=models.Index(
-                condition=models.Q(("user__isnull", False)), fields=["user"], name="token_user"
-            ),
+            model_name='accesstoken',
+            index=models.Index(condition=models.Q(('user__isnull', False)), fields=['user'], name='token_user'),
         ),
         migrations.AddIndex(
-            model_name="accesstoken",
-            index=models.Index(
-                condition=models.Q(("runner__isnull", False)),
-                fields=["runner"],
-                name="token_runner",
-            ),
+            model_name='accesstoken',
+            index=models.Index(condition=models.Q(('runner__isnull', False)), fields=['runner'], name='token_runner'),
         ),
         migrations.AddIndex(
-            model_name="accesstoken",
-            index=models.Index(
-                condition=models.Q(("created_by__isnull", False)),
-                fields=["created_by"],
-                name="token_created_by",
-            ),
+            model_name='accesstoken',
+            index=models.Index(condition=models.Q(('created_by__isnull', False)), fields=['created_by'], name='token_created_by'),
         ),
         migrations.AddIndex(
-            model_name="accesstoken",
-            index=models.Index(
-                condition=models.Q(("revoked_by__isnull", False)),
-                fields=["revoked_by"],
-                name="token_revoked_by",
-            ),
+            model_name='accesstoken',
+            index=models.Index(condition=models.Q(('revoked_by__isnull', False)), fields=['revoked_by'], name='token_revoked_by'),
         ),
     ]
