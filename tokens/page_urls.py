@@ -16,5 +16,6 @@ urlpatterns: list[URLPattern] = [
     path("tokens/new/", pages.token_create, name="token-create"),
     path("tokens/revoke/", pages.revoke_matching, name="revoke-matching"),
     path("tokens/<int:token_id>/", pages.token_detail, name="token"),
+    path("tokens/<int:token_id>/created/", pages.token_created, name="token-created"),
     path("tokens/<int:token_id>/revoke/", pages.token_revoke, name="token-revoke"),
 ]

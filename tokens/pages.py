@@ -411,7 +411,7 @@ def token_revoke(request: HttpRequest, org: str, token_id: int) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def token_create(request: HttpRequest, org: str) -> HttpResponse:
-    """Create a long-lived token by hand (admins); its value is shown once, on this response."""
+    """Create a long-lived token by hand (admins); its value is shown once, on the next page."""
     organization, _role = organization_for_user(request.user, org, Need.ADMIN)
     form = TokenCreateForm(request.POST or None, organization=organization)
     if request.method == "POST" and form.is_valid():
@@ -431,24 +431,44 @@ def token_create(request: HttpRequest, org: str) -> HttpResponse:
         except TokenInvalid as exc:
             form.add_service_error(exc)
         else:
-            response = render(
-                request,
-                "tokens/token_created.html",
-                {
-                    "organization": organization,
-                    "section": "tokens",
-                    "token": token,
-                    "plaintext": plaintext,
-                },
-            )
-            response["Cache-Control"] = NO_STORE
-            return response
+            # POST-redirect-GET: the value waits in this session for the one page that shows it.
+            request.session[_created_key(token.pk)] = plaintext
+            return redirect("tokens:token-created", org=organization.login, token_id=token.pk)
     return render(
         request,
         "tokens/token_create.html",
         {"organization": organization, "section": "tokens", "form": form},
         status=400 if request.method == "POST" else 200,
     )
+
+
+def _created_key(token_id: int) -> str:
+    return f"tokens:created:{token_id}"
+
+
+@login_required
+@require_GET
+def token_created(request: HttpRequest, org: str, token_id: int) -> HttpResponse:
+    """Show a token just created in this session, once: its value leaves the session here."""
+    organization, _role = organization_for_user(request.user, org, Need.ADMIN)
+    token = token_of(organization, token_id)
+    plaintext = request.session.pop(_created_key(token_id), None)
+    if token is None or not isinstance(plaintext, str):
+        if token is None:
+            raise Http404("No such token.")
+        messages.info(
+            request,
+            f"The value of token {token.prefix}… was shown only once, when it was created. "
+            "If it was lost, revoke the token and create another.",
+        )
+        return redirect("tokens:token", org=organization.login, token_id=token.pk)
+    response = render(
+        request,
+        "tokens/token_created.html",
+        {"organization": organization, "section": "tokens", "token": token, "plaintext": plaintext},
+    )
+    response["Cache-Control"] = NO_STORE
+    return response
 
 
 @login_required
