@@ -7,7 +7,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularJSONAPIView
 
-from trustportal import views
+from trustportal import people, views
 from trustportal.login_throttle import ThrottledAuthenticationForm
 
 api_patterns: list[URLPattern | URLResolver] = [
@@ -33,11 +33,13 @@ urlpatterns = [
     path("orgs/<str:org>/issuers/", include("issuers.page_urls")),
     path("orgs/<str:org>/policies/", include("policies.page_urls")),
     path("orgs/<str:org>/environments/", include("environments.page_urls")),
+    path("orgs/<str:org>/people/", people.people, name="people"),
     # After the other orgs/<org>/… pages: the dashboard, history and token pages.
     path("orgs/<str:org>/", include("tokens.page_urls")),
     path("api/", include(api_patterns)),
     path("oidc/", include("environments.oidc_urls")),
 ]
 
+handler403 = "trustportal.views.forbidden"
 handler404 = "trustportal.views.not_found"
 handler500 = "trustportal.views.internal_error"
