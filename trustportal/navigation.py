@@ -19,7 +19,7 @@ def org_tab(request: HttpRequest) -> dict[str, str]:
     match = getattr(request, "resolver_match", None)
     if match is None:
         return {"org_tab": ""}
-    if match.url_name == "people" and not match.namespace:
+    if (match.url_name or "").startswith("people") and not match.namespace:
         return {"org_tab": "people"}
     if match.namespace in _TABS_BY_NAMESPACE:
         return {"org_tab": _TABS_BY_NAMESPACE[match.namespace]}

@@ -19,6 +19,26 @@ api_patterns: list[URLPattern | URLResolver] = [
     path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi-schema"),
 ]
 
+people_patterns: list[URLPattern | URLResolver] = [
+    path("", people.people, name="people"),
+    path("members/add/", people.member_add, name="people-member-add"),
+    path("members/<int:user_id>/created/", people.member_created, name="people-member-created"),
+    path("members/<int:membership_id>/role/", people.member_role, name="people-member-role"),
+    path("members/<int:membership_id>/remove/", people.member_remove, name="people-member-remove"),
+    path("teams/add/", people.team_add, name="people-team-add"),
+    path("teams/<int:team_id>/delete/", people.team_delete, name="people-team-delete"),
+    path(
+        "teams/<int:team_id>/members/add/",
+        people.team_member_add,
+        name="people-team-member-add",
+    ),
+    path(
+        "teams/<int:team_id>/members/<int:user_id>/remove/",
+        people.team_member_remove,
+        name="people-team-member-remove",
+    ),
+]
+
 urlpatterns = [
     path("", views.home, name="home"),
     path(
@@ -33,7 +53,7 @@ urlpatterns = [
     path("orgs/<str:org>/issuers/", include("issuers.page_urls")),
     path("orgs/<str:org>/policies/", include("policies.page_urls")),
     path("orgs/<str:org>/environments/", include("environments.page_urls")),
-    path("orgs/<str:org>/people/", people.people, name="people"),
+    path("orgs/<str:org>/people/", include(people_patterns)),
     # After the other orgs/<org>/… pages: the dashboard, history and token pages.
     path("orgs/<str:org>/", include("tokens.page_urls")),
     path("api/", include(api_patterns)),
