@@ -2,12 +2,12 @@
 
 from django.urls import URLPattern, path
 
-from tokens import pages
+from tokens import dashboard, pages
 
 app_name = "tokens"
 
 urlpatterns: list[URLPattern] = [
-    path("", pages.dashboard, name="dashboard"),
+    path("", dashboard.dashboard, name="dashboard"),
     path("history/", pages.history, name="history"),
     path("history/export.<str:fmt>", pages.history_export, name="history-export"),
     path("history/<int:event_id>/", pages.event_detail, name="event"),

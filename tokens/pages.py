@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
@@ -28,9 +27,9 @@ from environments.models import Outcome
 from environments.providers import names as provider_names
 from environments.selectors import credential_issuances
 from issuers.models import Issuer
-from issuers.selectors import IssuerWarning, issuer_warnings, issuers_of
+from issuers.selectors import issuers_of
 from tokens import services
-from tokens.charts import daily_chart
+from tokens.claim_times import TIME_CLAIMS, claim_time
 from tokens.errors import TokenInvalid
 from tokens.export import EXPORT_FORMATS, repository_of, streaming_export
 from tokens.filters import (
@@ -44,25 +43,21 @@ from tokens.filters import (
 from tokens.forms import RevokeForm, TokenCreateForm
 from tokens.models import AccessToken, Decision, ExchangeEvent, TokenType
 from tokens.selectors import (
-    active_token_count,
     event_for_token,
     event_of,
     events_matching,
     events_page,
-    exchanges_per_day,
     keyset_page,
+    last_used,
     revocation_preview,
     token_of,
     token_status,
     tokens_matching,
-    top_deny_reasons,
-    top_subjects,
 )
 from trustportal.access import Need, organization_for_user
 from trustportal.models import Organization, Role, User
 
 PAGE_SIZE = 50
-DASHBOARD_DAYS = 30
 NO_STORE = "no-store"
 
 
@@ -80,51 +75,6 @@ def _query(params: dict[str, str], **extra: Any) -> str:
 def _user(request: HttpRequest) -> User | None:
     user = request.user
     return user if isinstance(user, User) else None
-
-
-# --- dashboard ----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class IssuerHealth:
-    issuer: Issuer
-    active_keys: int
-    warnings: list[IssuerWarning]
-
-
-@login_required
-@require_GET
-def dashboard(request: HttpRequest, org: str) -> HttpResponse:
-    """The organization at a glance: exchanges per day, top subjects and deny reasons, health."""
-    organization, role = organization_for_user(request.user, org, Need.READ_CONFIGURATION)
-    now = timezone.now()
-    since = now - timedelta(days=DASHBOARD_DAYS)
-    days = exchanges_per_day(organization=organization, days=DASHBOARD_DAYS, now=now)
-    issuers = issuers_of(organization).annotate(
-        active_key_count=Count("keys", filter=Q(keys__removed_at__isnull=True))
-    )
-    health = [
-        IssuerHealth(
-            issuer=issuer,
-            active_keys=issuer.active_key_count,
-            warnings=issuer_warnings(issuer, now),
-        )
-        for issuer in issuers
-    ]
-    return render(
-        request,
-        "tokens/dashboard.html",
-        {
-            "organization": organization,
-            "is_admin": role == Role.ADMIN,
-            "section": "dashboard",
-            "chart": daily_chart(days),
-            "days": DASHBOARD_DAYS,
-            "subjects": top_subjects(organization=organization, since=since),
-            "reasons": top_deny_reasons(organization=organization, since=since),
-            "health": health,
-            "active_tokens": active_token_count(organization=organization, now=now),
-            "environments_url": f"/orgs/{organization.login}/environments/",
-        },
-    )
 
 
 # --- exchange history ---------------------------------------------------------------------------
@@ -235,12 +185,17 @@ def credential_history(request: HttpRequest, org: str) -> HttpResponse:
     )
 
 
-def _claim_rows(claims: Any) -> list[tuple[str, str]]:
-    """Claims as (name, text) rows: strings as they are, everything else as JSON."""
+def _claim_rows(claims: Any) -> list[tuple[str, str, datetime | None]]:
+    """Claims as (name, text, UTC time) rows: strings as they are, everything else as JSON;
+    the time claims (`exp`, `iat`, `nbf`, `auth_time`) also as a date when they are numbers."""
     if not isinstance(claims, dict):
         return []
     return [
-        (name, value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
+        (
+            name,
+            value if isinstance(value, str) else json.dumps(value, ensure_ascii=False),
+            claim_time(value) if name in TIME_CLAIMS else None,
+        )
         for name, value in sorted(claims.items())
     ]
 
@@ -286,6 +241,7 @@ def event_detail(request: HttpRequest, org: str, event_id: int) -> HttpResponse:
 class TokenRow:
     token: AccessToken
     status: str
+    last_used: datetime | None
 
 
 def _token_filters(params: Any) -> tuple[TokenFilters, dict[str, str]]:
@@ -322,6 +278,7 @@ def token_list(request: HttpRequest, org: str) -> HttpResponse:
     page = keyset_page(
         tokens.select_related("issuer", "team", "runner", "user"), before=before, limit=PAGE_SIZE
     )
+    used = last_used(page.rows)
     params = filters.as_params()
     revoke_params = {k: v for k, v in params.items() if k != "status"}
     return render(
@@ -331,7 +288,10 @@ def token_list(request: HttpRequest, org: str) -> HttpResponse:
             "organization": organization,
             "is_admin": role == Role.ADMIN,
             "section": "tokens",
-            "rows": [TokenRow(token=t, status=token_status(t, now)) for t in page.rows],
+            "rows": [
+                TokenRow(token=t, status=token_status(t, now), last_used=used[t.pk])
+                for t in page.rows
+            ],
             "filtered": bool(params),
             "first_page": before is not None,
             "first_url": _query(params),
@@ -376,6 +336,7 @@ def _render_token(
             "section": "tokens",
             "token": token,
             "status": token_status(token, timezone.now()),
+            "last_used": last_used([token])[token.pk],
             "event": event,
             "policy_url": (
                 policy_versions_url(organization.login, token.issuer_id, token.policy_version)
