@@ -43,7 +43,7 @@ def getting_started(organization: Organization) -> Progress:
     first = issuers_of(organization).values_list("pk", flat=True).first()
     has_allow = any(
         isinstance(definition, dict) and definition.get("decision") == "allow"
-        for definitions in AuthPolicy.objects.filter(issuer__organization=organization).values_list(
+        for definitions in AuthPolicy.objects.filter(organization=organization).values_list(
             "definitions", flat=True
         )
         if isinstance(definitions, list)
