@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from django.db.models import Count
+from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import TruncDate
 
 from issuers.selectors import issuers_of
 from policies.models import AuthPolicy
 from tokens.models import Decision, ExchangeEvent
-from tokens.selectors import REPOSITORY_CLAIM
 from trustportal.models import Organization
 
 OTHER = "other"
@@ -174,7 +174,7 @@ def exchanges_per_repository(
     rows = [
         row
         for row in ExchangeEvent.objects.filter(organization=organization, created__gte=start)
-        .annotate(repository=REPOSITORY_CLAIM)
+        .annotate(repository=KeyTransform("repository", "claims"))
         .values("repository", "decision")
         .annotate(n=Count("*"))
         .order_by()

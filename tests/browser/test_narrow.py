@@ -15,10 +15,10 @@ from environments.services import environment_seed_demo
 from issuers.devissuer import DevIssuer
 from issuers.services import Outbound, issuer_register
 from tests.browser.conftest import screenshot
-from tests.factories import TeamFactory, make_event
+from tests.factories import make_event
 from tokens.models import AccessToken
 from tokens.services import token_create
-from trustportal.models import Organization, User
+from trustportal.models import Membership, Organization, Role, Team, User
 
 pytestmark = [
     pytest.mark.browser,
@@ -41,7 +41,13 @@ def org_pages(organization: Organization, issuer_id: object, admin: User) -> dic
         token_type="organization", organization=organization, name="deploy", created_by=admin
     )
     environment = environment_seed_demo(organization, admin)
-    TeamFactory(organization=organization, name="platform")
+    team = Team.objects.create(organization=organization, name="platform")
+    member = Membership.objects.create(
+        organization=organization,
+        user=User.objects.create_user("a-member-with-a-long-name"),
+        role=Role.MEMBER,
+    )
+    team.members.add(member.user)
     env = {"org": org, "project": environment.project, "name": environment.name}
     return {
         "dashboard": reverse("tokens:dashboard", kwargs={"org": org}),
@@ -69,6 +75,16 @@ def org_pages(organization: Organization, issuer_id: object, admin: User) -> dic
         "environment-revisions": reverse("environments:revisions", kwargs=env),
         "environment-permissions": reverse("environments:permissions", kwargs=env),
         "people": reverse("people", kwargs={"org": org}),
+        "people-member-remove": reverse(
+            "people-member-remove", kwargs={"org": org, "membership_id": member.pk}
+        ),
+        "people-team-delete": reverse(
+            "people-team-delete", kwargs={"org": org, "team_id": team.pk}
+        ),
+        "people-team-member-remove": reverse(
+            "people-team-member-remove",
+            kwargs={"org": org, "team_id": team.pk, "user_id": member.user_id},
+        ),
         "not-found": f"/orgs/{org}/no-such-page/",
     }
 
@@ -99,3 +115,14 @@ def test_every_org_page_fits_a_phone_screen(
         f"pages that scroll sideways at 390 px (scrollWidth, innerWidth): {too_wide}"
     )
     assert AccessToken.objects.count() == 1
+
+    # A new account's one-time password page, reached the way an admin reaches it.
+    page.goto(pages["people"])
+    page.fill("#member-username", "newcomer")
+    page.fill("#member-email", "newcomer@example.test")
+    page.get_by_role("button", name="Create the account").click()
+    expect(page.locator("h1")).to_have_text("Account created")
+    expect(page.locator("code.secret")).to_have_count(1)
+    widths = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+    screenshot(page, "narrow-people-member-created")
+    assert widths[0] <= widths[1], f"the account-created page scrolls sideways: {widths}"
