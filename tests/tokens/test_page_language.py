@@ -122,3 +122,16 @@ def test_subjects_wrap_at_separators_on_the_history_tokens_and_dashboard(people)
 def test_the_definition_filter_says_how_it_counts(people) -> None:  # noqa: F811
     text = visible_text(signed_in("alice").get(reverse("tokens:tokens", kwargs={"org": "acme"})))
     assert "numbered from #1" in text and "#1 is index 0" in text
+
+
+@pytest.mark.parametrize(("count", "label"), [(1, "Yes, revoke this token"), (2, "these 2 tokens")])
+def test_the_revocation_confirmation_reads_right_for_one_token(
+    people,  # noqa: F811
+    count: int,
+    label: str,
+) -> None:
+    for _ in range(count):
+        _token(people["acme"])
+    url = reverse("tokens:revoke-matching", kwargs={"org": "acme"}) + "?type=organization"
+    text = visible_text(signed_in("alice").get(url))
+    assert label in text and "these 1 token" not in text
