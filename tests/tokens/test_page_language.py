@@ -8,7 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.urls import reverse
 from django.utils import timezone
+from rest_framework.test import APIClient
 
+from tests.conftest import auth
 from tests.factories import make_event
 from tests.text import visible_text
 from tests.tokens.conftest import people, signed_in  # noqa: F401  (fixture)
@@ -135,3 +137,14 @@ def test_the_revocation_confirmation_reads_right_for_one_token(
     url = reverse("tokens:revoke-matching", kwargs={"org": "acme"}) + "?type=organization"
     text = visible_text(signed_in("alice").get(url))
     assert label in text and "these 1 token" not in text
+
+
+def test_the_api_reports_a_buffered_use_too(people, admin_token: str) -> None:  # noqa: F811
+    token = _token(people["acme"])
+    used = timezone.now().replace(microsecond=0) - timedelta(seconds=5)
+    token_touch(token=token, now=used)
+    client = auth(APIClient(), admin_token)
+    one = client.get(reverse("api-org-token", kwargs={"org": "acme", "token_id": token.pk}))
+    assert one.status_code == 200 and one.json()["lastUsed"] == int(used.timestamp())
+    listed = client.get(reverse("api-org-tokens", kwargs={"org": "acme"})).json()["tokens"]
+    assert {t["id"]: t["lastUsed"] for t in listed}[str(token.pk)] == int(used.timestamp())
