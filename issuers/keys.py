@@ -146,4 +146,4 @@ def check_key_algorithm(key: CachedKey, alg: str) -> None:
     if key.alg and key.alg != alg:
         raise KeyLookupError("alg_mismatch", f"the key is for {key.alg}, the token says {alg}")
     if not algorithm_fits_key(alg, key.kty, key.crv):
-        raise KeyLookupError("alg_mismatch", f"{alg} cannot be used with a {key.kty} key")
+        raise KeyLookupError("alg_mismatch", f"{alg} does not fit the issuer's {key.kty} key")

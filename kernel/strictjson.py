@@ -52,11 +52,19 @@ def check_text(value: Any) -> None:
             stack.extend(item)
 
 
-def loads_object(text: str, *, check_strings: bool = True) -> dict[str, Any]:
-    """Parse a JSON object strictly; ValueError (or RecursionError) on anything else.
+# Deeper than any real body or claim set; far from what exhausts json.loads' stack, however
+# many frames the caller already has.
+MAX_DEPTH = 64
 
-    With `check_strings=False` the caller checks the strings itself (field by field).
+
+def loads_object(text: str, *, check_strings: bool = True) -> dict[str, Any]:
+    """Parse a JSON object strictly; ValueError on anything else.
+
+    Nesting deeper than MAX_DEPTH is refused before parsing (scanned, not recursed into). With
+    `check_strings=False` the caller checks the strings itself (field by field).
     """
+    if nesting_exceeds(text, MAX_DEPTH):
+        raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
     value = json.loads(
         text,
         object_pairs_hook=no_duplicates,
@@ -68,3 +76,32 @@ def loads_object(text: str, *, check_strings: bool = True) -> dict[str, Any]:
     if check_strings:
         check_text(value)
     return value
+
+
+def nesting_exceeds(text: str, limit: int) -> bool:
+    """Whether JSON `text` nests arrays/objects deeper than `limit` (scanned, not parsed).
+
+    Lets a reader refuse to `json.loads` what would exhaust the stack. Brackets inside strings
+    do not count. Cheap for ordinary documents: with no more brackets than `limit` in all,
+    nothing is scanned.
+    """
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    depth, in_string, escaped = 0, False, False
+    for character in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif character == "\\":
+                escaped = True
+            elif character == '"':
+                in_string = False
+        elif character == '"':
+            in_string = True
+        elif character in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif character in "]}":
+            depth -= 1
+    return False

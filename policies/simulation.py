@@ -41,7 +41,7 @@ def _token_request(token_type: Any, scope: Any) -> TokenRequest:
     try:
         name = scope_name(token_type, (scope or "").strip())
     except OAuthError as exc:
-        raise BadRequest(f"scope does not fit a {token_type} token: {exc.detail}") from exc
+        raise BadRequest(f"scope does not fit the {token_type} token type: {exc.detail}") from exc
     return TokenRequest(token_type=token_type, scope=name)
 
 

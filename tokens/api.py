@@ -36,6 +36,7 @@ from tokens.selectors import (
     events_matching,
     events_page,
     keyset_page,
+    last_used,
     personal_tokens_of,
     revocation_preview,
     token_of,
@@ -152,14 +153,18 @@ def _expiry(value: Any) -> datetime | None:
         raise TokenInvalid("expires is out of range.", "expires") from None
 
 
-def token_json(token: AccessToken, *, now: datetime) -> dict[str, Any]:
-    """Pulumi's AccessToken shape (`lastUsed`/`expires` in Unix seconds, 0 = never) plus ours."""
+def token_json(
+    token: AccessToken, *, now: datetime, used: datetime | None = None
+) -> dict[str, Any]:
+    """Pulumi's AccessToken shape (`lastUsed`/`expires` in Unix seconds, 0 = never) plus ours.
+
+    `used` is the last use counting the usage buffer (`selectors.last_used`), when known."""
     return {
         "id": str(token.pk),
         "name": token.name,
         "description": token.description,
         "created": iso_time(token.created),
-        "lastUsed": _unix(token.last_used),
+        "lastUsed": _unix(used or token.last_used),
         "expires": _unix(token.expires),
         "admin": token.token_type == TokenType.ORGANIZATION
         and token.permission == Permission.ADMIN,
@@ -268,9 +273,10 @@ def _token_page(request: Request, tokens: QuerySet[AccessToken], now: datetime) 
     before = _parsed(lambda p: cursor_from(p, "before", "continuationToken"), params)
     limit = _parsed(lambda p: limit_from(p, default=100, maximum=500), params)
     page = keyset_page(tokens.select_related(*TOKEN_RELATED), before=before, limit=limit)
+    used = last_used(page.rows)
     return Response(
         {
-            "tokens": [token_json(t, now=now) for t in page.rows],
+            "tokens": [token_json(t, now=now, used=used[t.pk]) for t in page.rows],
             "continuationToken": str(page.next_cursor) if page.next_cursor else None,
         }
     )
@@ -410,7 +416,7 @@ class OrgTokenApi(APIView):
     @extend_schema(responses=TokenSerializer, operation_id="getOrgToken")
     def get(self, request: Request, org: str, token_id: str) -> Response:
         token = self._token(request, org, token_id, Need.READ_CONFIGURATION)
-        body = token_json(token, now=timezone.now())
+        body = token_json(token, now=timezone.now(), used=last_used([token])[token.pk])
         event = event_for_token(token)
         body["exchangeId"] = str(event.pk) if event is not None else None
         return Response(body)

@@ -6,8 +6,10 @@ built defensively (any shape, any depth, any size) and every text is bounded.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
+from tokens.claim_times import TIME_CLAIMS, claim_time
 from trustportal.jsonview import ELLIPSIS, bounded_json, bounded_text
 
 MAX_ROWS = 200  # claims, definitions
@@ -30,16 +32,24 @@ def _texts(value: Any) -> list[str] | None:
     return [*shown, ELLIPSIS] if len(items) > MAX_ITEMS else shown
 
 
-def claim_rows(claims: Any) -> list[tuple[str, str]]:
-    """Claims as (name, text) rows: strings as they are, everything else as bounded JSON."""
+def claim_rows(claims: Any) -> list[tuple[str, str, datetime | None]]:
+    """Claims as (name, text, UTC time) rows: strings as they are, everything else as bounded
+    JSON; the time claims (`exp`, `iat`, `nbf`, `auth_time`) also as a date when numbers."""
     if isinstance(claims, str):  # not decoded (nested too deep): the marker says so
-        return [(ELLIPSIS, _text(claims))]
+        return [(ELLIPSIS, _text(claims), None)]
     if not isinstance(claims, dict):
         return []
     names = sorted(claims, key=str)
-    rows = [(_text(str(name)), _text(claims[name])) for name in names[:MAX_ROWS]]
+    rows = [
+        (
+            _text(str(name)),
+            _text(claims[name]),
+            claim_time(claims[name]) if name in TIME_CLAIMS else None,
+        )
+        for name in names[:MAX_ROWS]
+    ]
     if len(names) > MAX_ROWS:
-        rows.append((ELLIPSIS, f"{len(names) - MAX_ROWS} more claims not shown"))
+        rows.append((ELLIPSIS, f"{len(names) - MAX_ROWS} more claims not shown", None))
     return rows
 
 

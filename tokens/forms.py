@@ -11,6 +11,9 @@ from tokens.errors import TokenInvalid
 from tokens.models import Permission, TokenType
 from trustportal.models import Organization, Runner, Team
 
+# The lifetime of a token made by hand, on the page and with `createtoken` alike.
+DEFAULT_LIFETIME_DAYS = 90
+
 LIFETIMES = (
     ("30", "30 days"),
     ("90", "90 days"),
@@ -40,7 +43,7 @@ class TokenCreateForm(forms.Form):
     )
     team = forms.ChoiceField(choices=(), required=False, help_text="Team tokens only.")
     runner = forms.ChoiceField(choices=(), required=False, help_text="Runner tokens only.")
-    lifetime = forms.ChoiceField(choices=LIFETIMES, initial="90")
+    lifetime = forms.ChoiceField(choices=LIFETIMES, initial=str(DEFAULT_LIFETIME_DAYS))
 
     def __init__(self, *args: Any, organization: Organization, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -49,6 +52,27 @@ class TokenCreateForm(forms.Form):
         runners = Runner.objects.filter(organization=organization).order_by("name")
         self.fields["team"].choices = blank + [(t.name, t.name) for t in teams]  # type: ignore[attr-defined]
         self.fields["runner"].choices = blank + [(r.name, r.name) for r in runners]  # type: ignore[attr-defined]
+        self.has_teams = teams.exists()
+        self.has_runners = runners.exists()
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        kind = data.get("type")
+        if kind == TokenType.TEAM and not data.get("team"):
+            self.add_error(
+                "team",
+                "Choose a team."
+                if self.has_teams
+                else "This organization has no team yet: create one under Members & teams first.",
+            )
+        if kind == TokenType.RUNNER and not data.get("runner"):
+            self.add_error(
+                "runner",
+                "Choose a runner."
+                if self.has_runners
+                else "This organization has no runner yet: add one in the administration first.",
+            )
+        return data
 
     def expires(self, now: datetime) -> datetime | None:
         lifetime = self.cleaned_data["lifetime"]

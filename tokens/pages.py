@@ -9,13 +9,12 @@ role that is not enough: auditors read everything and change nothing), filters a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
@@ -27,10 +26,8 @@ from environments.models import Outcome
 from environments.providers import names as provider_names
 from environments.selectors import credential_issuances
 from issuers.models import Issuer
-from issuers.selectors import IssuerWarning, issuer_warnings, issuers_of
-from policies.selectors import issuer_policy_summary
+from issuers.selectors import issuers_of
 from tokens import services
-from tokens.charts import daily_chart
 from tokens.errors import TokenInvalid
 from tokens.event_view import claim_rows, trace_rows
 from tokens.export import EXPORT_FORMATS, repository_of, streaming_export
@@ -45,26 +42,22 @@ from tokens.filters import (
 from tokens.forms import RevokeForm, TokenCreateForm
 from tokens.models import AccessToken, Decision, ExchangeEvent, TokenType
 from tokens.selectors import (
-    active_token_count,
     event_for_token,
     event_of,
     events_matching,
     events_page,
-    exchanges_per_day,
     keyset_page,
+    last_used,
     lineage_count,
     revocation_preview,
     token_of,
     token_status,
     tokens_matching,
-    top_deny_reasons,
-    top_subjects,
 )
 from trustportal.access import Need, organization_for_user
 from trustportal.models import Organization, Role, User
 
 PAGE_SIZE = 50
-DASHBOARD_DAYS = 30
 NO_STORE = "no-store"
 
 
@@ -83,54 +76,6 @@ def _user(request: HttpRequest) -> User | None:
     user = request.user
     return user if isinstance(user, User) else None
 
-
-# --- dashboard ----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class IssuerHealth:
-    issuer: Issuer
-    active_keys: int
-    warnings: list[IssuerWarning]
-    policy: str
-
-
-@login_required
-@require_GET
-def dashboard(request: HttpRequest, org: str) -> HttpResponse:
-    """The organization at a glance: exchanges per day, top subjects and deny reasons, health."""
-    organization, role = organization_for_user(request.user, org, Need.READ_CONFIGURATION)
-    now = timezone.now()
-    since = now - timedelta(days=DASHBOARD_DAYS)
-    days = exchanges_per_day(organization=organization, days=DASHBOARD_DAYS, now=now)
-    issuers = (
-        issuers_of(organization)
-        .select_related("policy")
-        .annotate(active_key_count=Count("keys", filter=Q(keys__removed_at__isnull=True)))
-    )
-    health = [
-        IssuerHealth(
-            issuer=issuer,
-            active_keys=issuer.active_key_count,
-            warnings=issuer_warnings(issuer, now),
-            policy=issuer_policy_summary(issuer),
-        )
-        for issuer in issuers
-    ]
-    return render(
-        request,
-        "tokens/dashboard.html",
-        {
-            "organization": organization,
-            "is_admin": role == Role.ADMIN,
-            "section": "dashboard",
-            "chart": daily_chart(days),
-            "days": DASHBOARD_DAYS,
-            "subjects": top_subjects(organization=organization, since=since),
-            "reasons": top_deny_reasons(organization=organization, since=since),
-            "health": health,
-            "active_tokens": active_token_count(organization=organization, now=now),
-            "environments_url": f"/orgs/{organization.login}/environments/",
-        },
-    )
 
 
 # --- exchange history ---------------------------------------------------------------------------
@@ -282,6 +227,7 @@ def event_detail(request: HttpRequest, org: str, event_id: int) -> HttpResponse:
 class TokenRow:
     token: AccessToken
     status: str
+    last_used: datetime | None
 
 
 def _token_filters(params: Any) -> tuple[TokenFilters, dict[str, str]]:
@@ -318,6 +264,7 @@ def token_list(request: HttpRequest, org: str) -> HttpResponse:
     page = keyset_page(
         tokens.select_related("issuer", "team", "runner", "user"), before=before, limit=PAGE_SIZE
     )
+    used = last_used(page.rows)
     params = filters.as_params()
     revoke_params = {k: v for k, v in params.items() if k != "status"}
     return render(
@@ -327,7 +274,10 @@ def token_list(request: HttpRequest, org: str) -> HttpResponse:
             "organization": organization,
             "is_admin": role == Role.ADMIN,
             "section": "tokens",
-            "rows": [TokenRow(token=t, status=token_status(t, now)) for t in page.rows],
+            "rows": [
+                TokenRow(token=t, status=token_status(t, now), last_used=used[t.pk])
+                for t in page.rows
+            ],
             "filtered": bool(params),
             "first_page": before is not None,
             "first_url": _query(params),
@@ -376,6 +326,7 @@ def _render_token(
             "descendants": lineage_count(
                 AccessToken.objects.filter(pk=token.pk), now=now
             ).descendants,
+            "last_used": last_used([token])[token.pk],
             "event": event,
             "policy_url": (
                 policy_versions_url(organization.login, token.issuer_id, token.policy_version)
@@ -414,7 +365,7 @@ def token_revoke(request: HttpRequest, org: str, token_id: int) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def token_create(request: HttpRequest, org: str) -> HttpResponse:
-    """Create a long-lived token by hand (admins); its value is shown once, on this response."""
+    """Create a long-lived token by hand (admins); its value is shown once, on the next page."""
     organization, _role = organization_for_user(request.user, org, Need.ADMIN)
     form = TokenCreateForm(request.POST or None, organization=organization)
     if request.method == "POST" and form.is_valid():
@@ -434,24 +385,44 @@ def token_create(request: HttpRequest, org: str) -> HttpResponse:
         except TokenInvalid as exc:
             form.add_service_error(exc)
         else:
-            response = render(
-                request,
-                "tokens/token_created.html",
-                {
-                    "organization": organization,
-                    "section": "tokens",
-                    "token": token,
-                    "plaintext": plaintext,
-                },
-            )
-            response["Cache-Control"] = NO_STORE
-            return response
+            # POST-redirect-GET: the value waits in this session for the one page that shows it.
+            request.session[_created_key(token.pk)] = plaintext
+            return redirect("tokens:token-created", org=organization.login, token_id=token.pk)
     return render(
         request,
         "tokens/token_create.html",
         {"organization": organization, "section": "tokens", "form": form},
         status=400 if request.method == "POST" else 200,
     )
+
+
+def _created_key(token_id: int) -> str:
+    return f"tokens:created:{token_id}"
+
+
+@login_required
+@require_GET
+def token_created(request: HttpRequest, org: str, token_id: int) -> HttpResponse:
+    """Show a token just created in this session, once: its value leaves the session here."""
+    organization, _role = organization_for_user(request.user, org, Need.ADMIN)
+    token = token_of(organization, token_id)
+    plaintext = request.session.pop(_created_key(token_id), None)
+    if token is None or not isinstance(plaintext, str):
+        if token is None:
+            raise Http404("No such token.")
+        messages.info(
+            request,
+            f"The value of token {token.prefix}… was shown only once, when it was created. "
+            "If it was lost, revoke the token and create another.",
+        )
+        return redirect("tokens:token", org=organization.login, token_id=token.pk)
+    response = render(
+        request,
+        "tokens/token_created.html",
+        {"organization": organization, "section": "tokens", "token": token, "plaintext": plaintext},
+    )
+    response["Cache-Control"] = NO_STORE
+    return response
 
 
 @login_required

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from time import monotonic
@@ -19,6 +19,7 @@ from tokens.filters import EventFilters, TokenFilters
 from tokens.format import hash_token, parse_token
 from tokens.models import AccessToken, Decision, ExchangeEvent, TokenType
 from tokens.patterns import matches_pattern
+from tokens.usage import UsageBuffer, default_buffer
 from trustportal.models import Organization, User
 
 M = TypeVar("M", bound=Model)
@@ -164,6 +165,21 @@ def token_status(token: AccessToken, now: datetime) -> str:
     if token.expires is not None and token.expires <= now:
         return "expired"
     return "active"
+
+
+def last_used(
+    tokens: Iterable[AccessToken], *, buffer: UsageBuffer | None = None
+) -> dict[int, datetime | None]:
+    """When each token was last used, counting uses still waiting in the usage buffer
+    (`tokens.usage`): the stored `last_used` lags by up to a minute, and says nothing at all
+    for a token whose first use is not flushed yet."""
+    tokens = list(tokens)
+    pending = (buffer or default_buffer()).pending([int(t.pk) for t in tokens])
+    latest: dict[int, datetime | None] = {}
+    for token in tokens:
+        uses = [u for u in (token.last_used, pending.get(int(token.pk))) if u is not None]
+        latest[int(token.pk)] = max(uses) if uses else None
+    return latest
 
 
 def tokens_matching(

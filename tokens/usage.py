@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Protocol
@@ -38,6 +39,10 @@ class UsageBuffer(Protocol):
 
     def drain(self) -> dict[int, datetime]:
         """Take every pending use (latest per token), leaving the buffer empty."""
+        ...
+
+    def pending(self, token_ids: Collection[int]) -> dict[int, datetime]:
+        """The uses of these tokens waiting for the next flush (read only), for pages."""
         ...
 
 
@@ -74,6 +79,21 @@ class RedisUsageBuffer:
         """Forget which uses this process sent (tests reuse token ids)."""
         self._noted.clear()
 
+    def pending(self, token_ids: Collection[int]) -> dict[int, datetime]:
+        ids = sorted(set(token_ids))
+        if not ids:
+            return {}
+        try:
+            scores = self.client.zmscore(self.key, [str(i) for i in ids])
+        except redis.RedisError as exc:
+            logger.warning("token usage not read (%s)", type(exc).__name__)
+            return {}
+        return {
+            token_id: datetime.fromtimestamp(score, tz=UTC)
+            for token_id, score in zip(ids, scores, strict=True)
+            if score is not None
+        }
+
     def drain(self) -> dict[int, datetime]:
         # MULTI/EXEC: read and delete as one step, so a concurrent flush or a use in between
         # is neither written twice nor lost.
@@ -100,6 +120,10 @@ class LocalUsageBuffer:
             if self._oldest is None or used_at < self._oldest:
                 self._oldest = used_at
             return used_at - self._oldest >= LOCAL_DRAIN_AFTER
+
+    def pending(self, token_ids: Collection[int]) -> dict[int, datetime]:
+        with self._lock:
+            return {i: self._pending[i] for i in token_ids if i in self._pending}
 
     def drain(self) -> dict[int, datetime]:
         with self._lock:

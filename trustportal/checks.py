@@ -32,7 +32,11 @@ def production_errors(
         errors.append(
             Error(
                 "SECRET_KEY is missing, a development key, or shorter than 50 characters.",
-                hint="Set SECRET_KEY to a long random value (e.g. `openssl rand -base64 48`).",
+                hint=(
+                    "Set SECRET_KEY to a long random value (e.g. `openssl rand -base64 48`). "
+                    "Running a development checkout? `export TRUSTPORTAL_ENV=development` "
+                    "(TRUSTPORTAL_ENV defaults to production)."
+                ),
                 id="trustportal.E002",
             )
         )

@@ -12,7 +12,7 @@ from django.db import transaction
 from environments.models import Environment
 from environments.services import environment_seed_demo
 from issuers.models import Issuer
-from issuers.services import Outbound, issuer_register
+from issuers.services import Outbound, issuer_preview, issuer_refresh_keys, issuer_register
 from policies.models import AuthPolicy
 from policies.services import policy_update
 from trustportal.models import Organization, User
@@ -43,6 +43,28 @@ def demo_policy(audience: str) -> list[dict[str, Any]]:
             },
         },
     ]
+
+
+def _moved_development_issuer(
+    organization: Organization, issuer_url: str, outbound: Outbound
+) -> Issuer | None:
+    """The demo's development issuer, pointed at `issuer_url` when `make run` moved it to
+    another port (`DEVISSUER_PORT`); None when there is none to move.
+
+    An issuer's URL never changes through the portal (a new URL is a new trust root); the
+    development issuer is the demo's own loopback stand-in, so it follows the port instead of
+    failing with a name conflict, and keeps its policy and history.
+    """
+    issuer = Issuer.objects.filter(organization=organization, name=DEMO_ISSUER_NAME).first()
+    if issuer is None or issuer.is_static:
+        return None
+    discovered = issuer_preview(url=issuer_url, thumbprints=[], outbound=outbound).discovered
+    issuer.url, issuer.issuer = issuer_url, discovered.issuer
+    issuer.jwks_uri, issuer.thumbprints = discovered.jwks_uri, discovered.thumbprints
+    issuer.jwks_etag = ""
+    issuer.save()
+    issuer_refresh_keys(issuer=issuer, trigger="manual", outbound=outbound)
+    return issuer
 
 
 @dataclass(frozen=True)
@@ -92,6 +114,8 @@ def demo_seed(
     issuer = None
     if issuer_url is not None and outbound is not None:
         issuer = Issuer.objects.filter(organization=organization, issuer=issuer_url).first()
+        if issuer is None:
+            issuer = _moved_development_issuer(organization, issuer_url, outbound)
         if issuer is None:
             issuer = issuer_register(
                 organization=organization,

@@ -6,7 +6,8 @@ from typing import Any
 
 from django.db import models
 
-from trustportal.jsonview import DATA_MAX_DEPTH, TOO_DEEP, nesting_exceeds
+from kernel.strictjson import nesting_exceeds
+from trustportal.jsonview import DATA_MAX_DEPTH, TOO_DEEP
 
 
 class StoredJSONField(models.JSONField):

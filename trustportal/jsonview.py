@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from kernel.strictjson import MAX_DEPTH as PARSE_MAX_DEPTH
+
 MAX_DEPTH = 16  # containers below this depth are shown as […] / {…}
 MAX_CHARS = 10_000  # the text is cut here, ending in "…"
 ELLIPSIS = "…"
@@ -92,34 +94,6 @@ def bounded_text(value: str, *, max_chars: int = MAX_CHARS) -> str:
     return value if len(value) <= max_chars else value[:max_chars] + ELLIPSIS
 
 
-DATA_MAX_DEPTH = 64  # deeper than any real claim set; json.loads stays far from its limit
+# Deeper than any real claim set; json.loads stays far from its limit.
+DATA_MAX_DEPTH = PARSE_MAX_DEPTH
 TOO_DEEP = "[nested deeper than 64 levels: left out]"
-
-
-def nesting_exceeds(text: str, limit: int) -> bool:
-    """Whether JSON `text` nests arrays/objects deeper than `limit` (scanned, not parsed).
-
-    Lets a reader refuse to `json.loads` what would exhaust the stack. Brackets inside strings
-    do not count. Cheap for ordinary documents: with no more brackets than `limit` in all,
-    nothing is scanned.
-    """
-    if text.count("[") + text.count("{") <= limit:
-        return False
-    depth, in_string, escaped = 0, False, False
-    for character in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif character == "\\":
-                escaped = True
-            elif character == '"':
-                in_string = False
-        elif character == '"':
-            in_string = True
-        elif character in "[{":
-            depth += 1
-            if depth > limit:
-                return True
-        elif character in "]}":
-            depth -= 1
-    return False

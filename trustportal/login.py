@@ -615,7 +615,7 @@ def refusal_message(
         retry = answer.headers.get("retry-after", "")
         lines.append("too many attempts" + (f": retry in {retry} s" if retry else ""))
     elif reason in REASON_HINTS:
-        what = f"a {options.token_type} token" + (
+        what = f"the requested {options.token_type} token" + (
             f" with scope {options.scope}" if options.scope else ""
         )
         lines.append(

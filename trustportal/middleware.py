@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from django.db import DatabaseError, InterfaceError, OperationalError, connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
 
 from kernel.errors import ServiceUnavailable
 from kernel.logs import current_request_id
@@ -112,3 +113,22 @@ class DatabaseUnavailableMiddleware:
             content_type="text/plain; charset=utf-8",
             headers=error.headers(),
         )
+
+
+class MethodNotAllowedPageMiddleware:
+    """Give a page's bare 405 (from `require_POST` and friends) the portal's styled page.
+
+    The `Allow` header stays; API answers (under /api/) are left as they are.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if response.status_code != 405 or request.path.startswith("/api/") or response.content:
+            return response
+        page = render(request, "405.html", status=405)
+        if response.has_header("Allow"):
+            page["Allow"] = response["Allow"]
+        return page

@@ -7,7 +7,7 @@ from collections.abc import Collection, Iterable
 from django.contrib.auth.models import AnonymousUser
 from django.db.models import Exists, OuterRef, QuerySet
 
-from trustportal.models import Membership, Organization, Role, User
+from trustportal.models import Membership, Organization, Role, Team, User
 
 READ_ROLES = (Role.ADMIN, Role.AUDITOR)
 
@@ -59,3 +59,32 @@ def users_wholly_within(organization_ids: Collection[int]) -> QuerySet[User]:
     return users_in_organizations(organization_ids).filter(
         ~Exists(outside), is_superuser=False, is_staff=False
     )
+def members_of(organization: Organization) -> QuerySet[Membership]:
+    """The organization's memberships with their users, by username."""
+    return (
+        Membership.objects.filter(organization=organization)
+        .select_related("user")
+        .order_by("user__username")
+    )
+
+
+def membership_in(organization: Organization, membership_id: int) -> Membership | None:
+    """One membership of the organization (None for another organization's)."""
+    return members_of(organization).filter(pk=membership_id).first()
+
+
+def teams_of(organization: Organization) -> QuerySet[Team]:
+    """The organization's teams with their members, by name."""
+    return (
+        Team.objects.filter(organization=organization).prefetch_related("members").order_by("name")
+    )
+
+
+def team_in(organization: Organization, team_id: int) -> Team | None:
+    """One team of the organization (None for another organization's)."""
+    return Team.objects.filter(organization=organization, pk=team_id).first()
+
+
+def member_user(organization: Organization, user_id: int) -> User | None:
+    """A user who belongs to the organization (None for anyone else)."""
+    return User.objects.filter(pk=user_id, memberships__organization=organization).first()

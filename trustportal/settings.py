@@ -90,6 +90,7 @@ MIDDLEWARE = [
     "signin.mfa.SecondFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "audit.context.AuditContextMiddleware",
+    "trustportal.middleware.MethodNotAllowedPageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -113,6 +114,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "trustportal.navigation.org_tab",
             ],
         },
     },
@@ -234,19 +236,26 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
+
 # Celery: Redis when REDIS_URL is set; otherwise kombu's filesystem transport under var/,
 # which needs no server. Tests run tasks eagerly unless the integration suite starts a worker.
+def filesystem_broker_options(var_dir: Path) -> dict[str, Any]:
+    """Where kombu's filesystem transport keeps its messages and exchange tables: all under
+    `var_dir` (its `control_folder` otherwise defaults to `control/` in the working directory)."""
+    celery_dir = var_dir / "celery"
+    return {
+        "data_folder_in": str(celery_dir / "queue"),
+        "data_folder_out": str(celery_dir / "queue"),
+        "processed_folder": str(celery_dir / "processed"),
+        "control_folder": str(celery_dir / "control"),
+        "store_processed": False,
+    }
+
+
 CELERY_BROKER_URL = REDIS_URL or "filesystem://"
 CELERY_RESULT_BACKEND = REDIS_URL or None
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = (
-    {}
-    if REDIS_URL
-    else {
-        "data_folder_in": str(VAR_DIR / "celery" / "queue"),
-        "data_folder_out": str(VAR_DIR / "celery" / "queue"),
-        "processed_folder": str(VAR_DIR / "celery" / "processed"),
-        "store_processed": False,
-    }
+    {} if REDIS_URL else filesystem_broker_options(VAR_DIR)
 )
 CELERY_TASK_ALWAYS_EAGER = TRUSTPORTAL.environment == "test"
 CELERY_TASK_EAGER_PROPAGATES = True

@@ -8,7 +8,7 @@ from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularJSONAPIView
 
 from signin.views import PortalLoginView
-from trustportal import views
+from trustportal import people, views
 
 api_patterns: list[URLPattern | URLResolver] = [
     path("", include("tokens.urls")),
@@ -19,6 +19,26 @@ api_patterns: list[URLPattern | URLResolver] = [
     path("", include("audit.urls")),
     path("", include("notifications.urls")),
     path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi-schema"),
+]
+
+people_patterns: list[URLPattern | URLResolver] = [
+    path("", people.people, name="people"),
+    path("members/add/", people.member_add, name="people-member-add"),
+    path("members/<int:user_id>/created/", people.member_created, name="people-member-created"),
+    path("members/<int:membership_id>/role/", people.member_role, name="people-member-role"),
+    path("members/<int:membership_id>/remove/", people.member_remove, name="people-member-remove"),
+    path("teams/add/", people.team_add, name="people-team-add"),
+    path("teams/<int:team_id>/delete/", people.team_delete, name="people-team-delete"),
+    path(
+        "teams/<int:team_id>/members/add/",
+        people.team_member_add,
+        name="people-team-member-add",
+    ),
+    path(
+        "teams/<int:team_id>/members/<int:user_id>/remove/",
+        people.team_member_remove,
+        name="people-team-member-remove",
+    ),
 ]
 
 urlpatterns = [
@@ -32,11 +52,13 @@ urlpatterns = [
     path("orgs/<str:org>/environments/", include("environments.page_urls")),
     path("orgs/<str:org>/audit/", include("audit.page_urls")),
     path("orgs/<str:org>/notifications/", include("notifications.page_urls")),
+    path("orgs/<str:org>/people/", include(people_patterns)),
     # After the other orgs/<org>/… pages: the dashboard, history and token pages.
     path("orgs/<str:org>/", include("tokens.page_urls")),
     path("api/", include(api_patterns)),
     path("oidc/", include("environments.oidc_urls")),
 ]
 
+handler403 = "trustportal.views.forbidden"
 handler404 = "trustportal.views.not_found"
 handler500 = "trustportal.views.internal_error"

@@ -26,6 +26,11 @@ def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     return page_not_found(request, exception)
 
 
+def forbidden(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """403 pages for the portal (the API answers its own 403s in JSON through DRF)."""
+    return render(request, "403.html", status=403)
+
+
 def internal_error(request: HttpRequest) -> HttpResponse:
     if request.path.startswith("/api/"):
         return json_server_error(request)

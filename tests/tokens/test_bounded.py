@@ -54,6 +54,25 @@ def test_a_forged_token_nested_900_deep_is_stored_bounded(api_client) -> None:
     )
     assert response.status_code == 400
     event = ExchangeEvent.objects.get()
-    assert event.decision == "deny" and event.sub == "x"
+    # Refused before its payload is parsed (a scan, not a recursive parse, sees the depth), so
+    # nothing of it is stored, however many stack frames the request already used.
+    assert (event.decision, event.reason) == ("deny", "malformed_token")
+    assert "nested deeper than 64" in event.detail
+    assert event.claims == {}
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("trusted")
+def test_a_forged_token_nested_a_little_too_deep_is_stored_bounded(api_client) -> None:
+    header = _segment({"alg": "RS256", "kid": "test-key-1"})
+    payload = _segment({"iss": "https://forged.example", "sub": "x", "deep": nested(40)})
+    response = api_client.post(
+        "/api/oauth/token",
+        exchange_body(f"{header}.{payload}.c2ln", audience=AUDIENCE),
+        format="json",
+    )
+    assert response.status_code == 400
+    event = ExchangeEvent.objects.get()
+    assert event.decision == "deny" and event.sub == "x", (event.reason, event.detail)
     assert TRUNCATED in event.claims
     assert json.dumps(event.claims).count("[") <= MAX_DEPTH

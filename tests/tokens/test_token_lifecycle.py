@@ -421,6 +421,7 @@ def test_create_page_warns_and_shows_the_token_once(people) -> None:
     response = client.post(
         tokens_url("token-create"),
         {"type": "organization", "name": "legacy", "permission": "standard", "lifetime": "90"},
+        follow=True,
     )
     assert response.status_code == 200 and response["Cache-Control"] == "no-store"
     value = re.search(r'<code class="secret">(tpo_\w+)</code>', response.content.decode())
@@ -569,6 +570,7 @@ def test_revoketokens_filters(mixed, args: list[str], count: int) -> None:
 
 def test_revoketokens_asks_and_refuses(mixed, monkeypatch) -> None:
     monkeypatch.setattr("builtins.input", lambda prompt: "n")
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)  # someone at a terminal answers "n"
     with pytest.raises(CommandError, match="nothing revoked"):
         run("--org", "acme", "--subject", "repo:*")
     assert not AccessToken.objects.filter(revoked_reason="revoked with revoketokens").exists()

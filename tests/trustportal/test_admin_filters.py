@@ -8,7 +8,7 @@ from django.test import Client
 
 from environments.models import Environment
 from tests.environments.conftest import make_environment
-from tests.factories import PASSWORD, UserFactory, make_event
+from tests.factories import PASSWORD, UserFactory, make_event, pass_second_factor
 from trustportal.admin import OrgScopedAdmin, ScopedUserAdmin
 from trustportal.models import Membership, Organization, Role, Team, User
 
@@ -82,5 +82,6 @@ def test_superuser_filter_offers_every_org(world) -> None:
     User.objects.filter(username="root").update(is_superuser=True, is_staff=True)
     client = Client()
     assert client.login(username="root", password=PASSWORD)
+    pass_second_factor(client, "root")
     page = client.get("/admin/environments/environment/").content.decode()
     assert f"organization__id__exact={world['b'].pk}" in page

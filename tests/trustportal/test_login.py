@@ -445,7 +445,7 @@ def test_no_matching_allow(live_server, local_issuer, trust) -> None:
     ran = run_login(["--token-type", "team", "--scope", "team:platform"], environ)
     assert ran.code == 1
     assert "invalid_scope" in ran.err and "reason: no_matching_policy" in ran.err
-    assert "grants a team token with scope team:platform" in ran.err
+    assert "grants the requested team token with scope team:platform" in ran.err
 
 
 def test_unreachable_portal_is_named(local_issuer) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
+from tokens.forms import DEFAULT_LIFETIME_DAYS
 from tokens.models import Permission, TokenType
 from tokens.services import token_create
 from trustportal.models import Organization, Runner, Team, User
@@ -35,9 +36,14 @@ class Command(BaseCommand):
         parser.add_argument(
             "--expires-in",
             type=int,
-            default=None,
+            default=DEFAULT_LIFETIME_DAYS * 86_400,
             metavar="SECONDS",
-            help="lifetime in seconds (default: never expires)",
+            help=f"lifetime in seconds (default: {DEFAULT_LIFETIME_DAYS} days, as on the page)",
+        )
+        parser.add_argument(
+            "--never-expires",
+            action="store_true",
+            help="no expiry at all (not recommended: a long-lived secret to rotate by hand)",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -66,7 +72,7 @@ class Command(BaseCommand):
             if options["permission"] not in Permission.values:
                 raise CommandError("--permission must be admin or standard")
             kwargs["permission"] = options["permission"]
-        expires_in = options["expires_in"]
+        expires_in = None if options["never_expires"] else options["expires_in"]
         if expires_in is not None and expires_in <= 0:
             raise CommandError("--expires-in must be a positive number of seconds")
         _, plaintext = token_create(

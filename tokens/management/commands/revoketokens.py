@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -82,6 +83,11 @@ class Command(BaseCommand):
             self.stdout.write(f"{preview.total} token(s) would be revoked{created_with}")
             return
         if preview.total and not options["yes"]:
+            if not sys.stdin.isatty():
+                raise CommandError(
+                    f"{preview.total} token(s){created_with} would be revoked; without a terminal "
+                    "to confirm on, pass --yes (or --dry-run to only count)"
+                )
             answer = input(
                 f"Revoke {preview.total} token(s){created_with} of {organization.login}? [y/N] "
             )

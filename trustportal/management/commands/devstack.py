@@ -58,6 +58,25 @@ def try_it_commands(*, base: str, issuer: str, audience: str) -> list[str]:
     ]
 
 
+def worker_argv(bindir: Path, var: Path) -> list[str]:
+    """The Celery worker (with beat) `make run` starts, `--quiet` so its banner, printed once
+    the worker is up, does not push the next-steps block off the screen."""
+    return [
+        str(bindir / "celery"),
+        "--quiet",
+        "-A",
+        "trustportal",
+        "worker",
+        "-B",
+        "--loglevel",
+        "INFO",
+        "--concurrency",
+        "2",
+        "--schedule",
+        str(var / "celerybeat-schedule"),
+    ]
+
+
 class Command(BaseCommand):
     help = "Migrate, seed the demo and run the whole portal locally until Ctrl-C."
 
@@ -68,8 +87,8 @@ class Command(BaseCommand):
         port = int(os.environ.get("PORT", "8000"))
         issuer_port = int(os.environ.get("DEVISSUER_PORT", "8001"))
         var = Path(settings.VAR_DIR)
-        (var / "celery" / "queue").mkdir(parents=True, exist_ok=True)
-        (var / "celery" / "processed").mkdir(parents=True, exist_ok=True)
+        for folder in ("queue", "processed", "control"):
+            (var / "celery" / folder).mkdir(parents=True, exist_ok=True)
 
         def interrupt(signum: int, frame: object) -> None:
             raise KeyboardInterrupt
@@ -99,22 +118,7 @@ class Command(BaseCommand):
                 outbound=Outbound(policy=outbound_policy(config)),
                 audience_prefix=config.audience_prefix,
             )
-            start(
-                "worker",
-                [
-                    str(bindir / "celery"),
-                    "-A",
-                    "trustportal",
-                    "worker",
-                    "-B",
-                    "--loglevel",
-                    "INFO",
-                    "--concurrency",
-                    "2",
-                    "--schedule",
-                    str(var / "celerybeat-schedule"),
-                ],
-            )
+            start("worker", worker_argv(bindir, var))
             start(
                 "web",
                 [
