@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from django.db import IntegrityError, transaction
@@ -51,7 +51,7 @@ from tokens.services import (
     token_revoke,
     tokens_revoke_matching,
 )
-from trustportal.models import Membership, Organization, Role
+from trustportal.models import Membership, Organization, Role, User
 
 pytestmark = pytest.mark.django_db
 
@@ -647,7 +647,7 @@ def test_a_write_that_changes_nothing_records_nothing(world: World) -> None:
 
 
 def test_the_personal_token_and_a_role_lost_are_recorded(world: World) -> None:
-    user = UserFactory(username="erin")
+    user = cast(User, UserFactory(username="erin"))
     provider = world.provider()
     GroupMapping.objects.create(
         provider=provider, group="ops", organization=world.org, role="admin"
