@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 SECRET = "[secret]"
@@ -47,3 +47,13 @@ def diff(
         else:
             changes[name] = [_safe(name, old), _safe(name, new)]
     return changes
+
+
+def snapshot(instance: Any, fields: Iterable[str]) -> dict[str, Any]:
+    """The named attributes of an object, for the `before`/`after` of an audit record.
+
+    Related objects stay objects (they compare by primary key and are stored as their text).
+    Name only what may be shown: `diff` hides secret-looking names, but a snapshot is the place
+    to leave key material and hashes out in the first place.
+    """
+    return {name: getattr(instance, name) for name in fields}

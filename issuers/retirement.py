@@ -19,9 +19,10 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from audit.services import audit_record
 from issuers.errors import IssuerInvalid
 from issuers.models import Issuer
-from issuers.services import Outbound, issuer_update
+from issuers.services import Outbound, issuer_snapshot, issuer_update
 from tokens.lineage import revoke_lineage
 from tokens.models import AccessToken
 from tokens.selectors import LineageCount, forget_cached_tokens, lineage_count
@@ -63,6 +64,14 @@ def issuer_delete(*, issuer: Issuer, by: User | None = None, now: datetime | Non
         revoked = issuer_tokens_revoke(
             issuer=issuer, by=by, reason=f"issuer {name} deleted"[:500], now=now
         )
+        audit_record(
+            event="issuer-deleted",
+            description=f"The issuer {name} was deleted; {revoked} tokens were revoked with it.",
+            organization=issuer.organization,
+            target=issuer,
+            before=issuer_snapshot(issuer),
+            after={"tokens_revoked": revoked},
+        )
         issuer.delete()
     return revoked
 
@@ -92,12 +101,19 @@ def issuer_update_revoking(
     many tokens were revoked.
     """
     with transaction.atomic():
-        issuer = issuer_update(issuer=issuer, data=data, outbound=outbound, now=now)
+        # Revoked first, so the change's one audit record can say how many.
         revoked = (
             issuer_tokens_revoke(
                 issuer=issuer, by=by, reason=f"issuer {issuer.name} disabled"[:500], now=now
             )
             if revoke
             else 0
+        )
+        issuer = issuer_update(
+            issuer=issuer,
+            data=data,
+            outbound=outbound,
+            now=now,
+            tokens_revoked=revoked if revoke else None,
         )
     return issuer, revoked

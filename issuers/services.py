@@ -14,6 +14,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from audit.diff import snapshot
+from audit.services import audit_record
 from issuers import alerts, limits
 from issuers.certificates import note_fetch_refused, record_served_certificate
 from issuers.discovery import (
@@ -51,6 +53,29 @@ MIN_REFRESH = 5 * 60
 MAX_REFRESH = 24 * 60 * 60
 DEFAULT_REFRESH = 15 * 60
 MAX_AUDIENCES = 20
+# What an audit record shows of an issuer (its public keys by id: `static_kids`).
+AUDITED_FIELDS = (
+    "name",
+    "url",
+    "issuer",
+    "jwks_uri",
+    "max_expiration",
+    "audiences",
+    "algorithms",
+    "single_use",
+    "enabled",
+    "thumbprints",
+)
+
+
+def issuer_snapshot(issuer: Issuer) -> dict[str, Any]:
+    """The issuer's settings as an audit record's before/after."""
+    values = snapshot(issuer, AUDITED_FIELDS)
+    if issuer.static_jwks is not None:
+        values["static_kids"] = sorted(
+            str(key.get("kid", "")) for key in issuer.static_jwks.get("keys", [])
+        )
+    return values
 
 
 def outbound_policy(config: TrustPortalConfig | None = None) -> OutboundPolicy:
@@ -262,6 +287,13 @@ def issuer_register(
                 observed=observed,
             )
             policy_create_for_issuer(issuer=issuer, now=now)
+            audit_record(
+                event="issuer-registered",
+                description=f"The issuer {issuer.name} ({issuer.issuer}) was registered.",
+                organization=organization,
+                target=issuer,
+                after=issuer_snapshot(issuer),
+            )
     except IntegrityError as exc:  # a concurrent registration won the race
         raise IssuerConflict("this issuer or name is already registered") from exc
     return issuer
@@ -302,10 +334,12 @@ def issuer_update(
     data: dict[str, Any],
     outbound: Outbound,
     now: datetime | None = None,
+    tokens_revoked: int | None = None,
 ) -> Issuer:
     """Change an issuer's settings (Pulumi PATCH semantics: name required, URL immutable).
 
     Everything is validated before the issuer is touched: a refusal leaves it unchanged.
+    `tokens_revoked` is what the caller revoked with this change, for the audit record.
     """
     now = now or timezone.now()
     if "url" in data and data["url"] != issuer.url:
@@ -334,6 +368,7 @@ def issuer_update(
         changes["thumbprints"] = pinned
     _check_unique(issuer.organization, issuer.issuer, changes["name"], exclude=issuer.pk)
     with transaction.atomic():
+        before = issuer_snapshot(issuer)
         for name, value in changes.items():
             setattr(issuer, name, value)
         if static is not None:
@@ -347,7 +382,29 @@ def issuer_update(
                 now=now,
                 certificate=None,
             )
+        after = issuer_snapshot(issuer)
+        if tokens_revoked is not None:
+            after["tokens_revoked"] = tokens_revoked
+        if after != before:
+            _record_update(issuer, before, after)
     return issuer
+
+
+def _record_update(issuer: Issuer, before: dict[str, Any], after: dict[str, Any]) -> None:
+    if before["enabled"] and not after["enabled"]:
+        event, verb = "issuer-disabled", "disabled"
+    elif after["enabled"] and not before["enabled"]:
+        event, verb = "issuer-enabled", "enabled"
+    else:
+        event, verb = "issuer-updated", "changed"
+    audit_record(
+        event=event,
+        description=f"The issuer {issuer.name} was {verb}.",
+        organization=issuer.organization,
+        target=issuer,
+        before=before,
+        after=after,
+    )
 
 
 def _clean_bool(name: str, value: Any) -> bool:
@@ -374,13 +431,24 @@ def issuer_regenerate_thumbprints(*, issuer: Issuer, outbound: Outbound) -> Issu
         raise IssuerInvalid(
             f"discovery now names the issuer {discovered.issuer!r}, not {issuer.issuer!r}"
         )
-    if issuer.thumbprints:
-        issuer.thumbprints = discovered.thumbprints
-    record_served_certificate(
-        issuer, discovered.keys.certificate, timezone.now(), discovered=discovered.thumbprints
-    )
-    issuer.cert_changed_at = None
-    issuer.save()
+    fields = ("thumbprints", "observed_thumbprints", "cert_sha256", "cert_changed_at")
+    with transaction.atomic():
+        before = snapshot(issuer, fields)
+        if issuer.thumbprints:
+            issuer.thumbprints = discovered.thumbprints
+        record_served_certificate(
+            issuer, discovered.keys.certificate, timezone.now(), discovered=discovered.thumbprints
+        )
+        issuer.cert_changed_at = None
+        issuer.save()
+        audit_record(
+            event="issuer-thumbprints-regenerated",
+            description=f"The certificate thumbprints of the issuer {issuer.name} were re-read.",
+            organization=issuer.organization,
+            target=issuer,
+            before=before,
+            after=snapshot(issuer, fields),
+        )
     return issuer
 
 

@@ -22,6 +22,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from audit.services import audit_record
 from policies.errors import ConfirmationRequired, DraftChanged, DraftStale, NoDraft
 from policies.matching import PolicyError
 from policies.models import AuthPolicy, PolicyDraft
@@ -44,6 +45,26 @@ def _open(draft: PolicyDraft, expected_revision: int) -> None:
         raise NoDraft()
     if expected_revision != draft.revision:
         raise DraftChanged(yours=expected_revision, current=draft.revision)
+
+
+def _draft_state(draft: PolicyDraft) -> dict[str, Any]:
+    return {
+        "base_version": draft.base_version,
+        "definitions": draft.definitions,
+        "changes": draft.changes,
+    }
+
+
+def _record(event: str, verb: str, policy: AuthPolicy, before: Any, after: Any) -> None:
+    audit_record(
+        event=event,
+        description=f"The draft of the policy of the issuer {policy.issuer.name} was {verb}.",
+        organization=policy.organization,
+        target=policy,
+        object_type="policy",
+        before=before,
+        after=after,
+    )
 
 
 def _close(draft: PolicyDraft, *, by: User | None, now: datetime) -> None:
@@ -78,6 +99,7 @@ def draft_stage(
         locked, draft = _locked(policy)
         if expected_revision != draft.revision:
             raise DraftChanged(yours=expected_revision, current=draft.revision)
+        before = _draft_state(draft)
         if draft.base_version is None:
             draft.base_version = locked.version
             draft.started = now
@@ -89,6 +111,7 @@ def draft_stage(
         draft.modified = now
         draft.modified_by = by
         draft.save()
+        _record("policy-draft-updated", "changed", locked, before, _draft_state(draft))
     return draft, warnings
 
 
@@ -168,9 +191,11 @@ def draft_discard(
 ) -> None:
     """Drop the open draft; the live policy stays as it is."""
     with transaction.atomic():
-        _locked_policy, draft = _locked(policy)
+        locked, draft = _locked(policy)
         _open(draft, expected_revision)
+        before = _draft_state(draft)
         _close(draft, by=by, now=now or timezone.now())
+        _record("policy-draft-discarded", "discarded", locked, before, None)
 
 
 def draft_restart(
@@ -189,10 +214,12 @@ def draft_restart(
     with transaction.atomic():
         locked, draft = _locked(policy)
         _open(draft, expected_revision)
+        before = _draft_state(draft)
         draft.changes = [*draft.changes, f"restarted from version {locked.version}"]
         draft.base_version = locked.version
         draft.revision += 1
         draft.modified = now
         draft.modified_by = by
         draft.save()
+        _record("policy-draft-restarted", "restarted", locked, before, _draft_state(draft))
     return draft

@@ -8,6 +8,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from audit.services import audit_record
 from issuers.models import Issuer
 from kernel.errors import NotFound, PreconditionFailed
 from policies.errors import PolicyInvalid
@@ -110,6 +111,7 @@ def policy_update(
                 f"The policy is at version {locked.version}, not {expected_version}; "
                 "reload it and apply your change again."
             )
+        before = {"version": locked.version, "definitions": locked.definitions}
         locked.version += 1
         locked.definitions = definitions
         locked.save(update_fields=["version", "definitions", "modified"])
@@ -121,6 +123,16 @@ def policy_update(
             created_by=by,
             created_by_token=by_token[:200],
             note=note[:500],
+        )
+        audit_record(
+            event="policy-published",
+            description=f"Version {locked.version} of the policy of the issuer "
+            f"{locked.issuer.name} went live" + (f" ({note})." if note else "."),
+            organization=locked.organization,
+            target=locked,
+            object_type="policy",
+            before=before,
+            after={"version": locked.version, "definitions": definitions, "note": note[:500]},
         )
     return locked, warnings
 
@@ -142,5 +154,6 @@ def policy_rollback(
         definitions=earlier.definitions,
         by=by,
         by_token=by_token,
+        expected_version=expected_version,
         note=f"rollback to version {version}",
     )

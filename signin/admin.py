@@ -6,10 +6,11 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from signin import configuration
 from signin.models import GroupMapping, IdentityProvider, OrganizationSignInPolicy, SignInEvent
-from signin.services import provider_set_secret
 from trustportal.admin import OrgScopedAdmin, ReadOnlyAdmin
 
 
@@ -70,15 +71,40 @@ class IdentityProviderAdmin(OrgScopedAdmin):
         return form
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        secret = form.cleaned_data.get("client_secret")
-        if secret:
-            provider_set_secret(obj, secret)
-        super().save_model(request, obj, form, change)
+        configuration.provider_save(
+            provider=obj, client_secret=form.cleaned_data.get("client_secret") or ""
+        )
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        configuration.provider_delete(provider=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        for provider in queryset:
+            configuration.provider_delete(provider=provider)
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        """Each group mapping saved or deleted through the services (one audit record each)."""
+        mappings = formset.save(commit=False)
+        for mapping in formset.deleted_objects:
+            configuration.mapping_delete(mapping=mapping)
+        for mapping in mappings:
+            configuration.mapping_save(mapping=mapping)
+        formset.save_m2m()
 
 
 @admin.register(OrganizationSignInPolicy)
 class OrganizationSignInPolicyAdmin(OrgScopedAdmin):
     list_display = ("organization", "require_sso", "break_glass_user", "require_admin_mfa")
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        configuration.sign_in_policy_save(policy=obj)
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        configuration.sign_in_policy_delete(policy=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        for policy in queryset:
+            configuration.sign_in_policy_delete(policy=policy)
 
 
 @admin.register(SignInEvent)

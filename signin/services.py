@@ -11,6 +11,8 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from audit.context import current_actor
+from audit.services import audit_record
 from kernel.secretbox import SecretBox, default_box
 from signin.errors import SignInRefused
 from signin.models import ExternalIdentity, GroupMapping, IdentityProvider
@@ -132,7 +134,9 @@ def roles_apply(user: User, provider: IdentityProvider, groups: Iterable[str]) -
 
     In the organizations the provider manages, the mapping is the whole truth: a member of no
     mapped group loses their membership, and a team listed in the mapping keeps exactly the
-    people in its groups. Returns what changed, for the security log.
+    people in its groups. Returns what changed, for the security log; each organization whose
+    role or teams changed gets one `signin-role-changed` audit record, acted by the person signing
+    in (the mapping decided; their sign-in applied it).
     """
     held = set(groups)
     mappings = list(
@@ -166,4 +170,32 @@ def roles_apply(user: User, provider: IdentityProvider, groups: Iterable[str]) -
                 elif present and not should:
                     team.members.remove(user)
                     changes.append(RoleChange(organization, "member", None, team))
+            _record_role_change(
+                user, provider, [c for c in changes if c.organization == organization]
+            )
     return changes
+
+
+def _record_role_change(user: User, provider: IdentityProvider, changes: list[RoleChange]) -> None:
+    """One audit record for what the mapping changed in one organization (nothing if nothing)."""
+    if not changes:
+        return
+    role = next((c for c in changes if c.team is None), None)
+    before: dict[str, Any] = {"teams_left": [], "teams_joined": []}
+    after: dict[str, Any] = {
+        "teams_left": sorted(str(c.team) for c in changes if c.team and c.before),
+        "teams_joined": sorted(str(c.team) for c in changes if c.team and c.after),
+    }
+    if role is not None:
+        before["role"], after["role"] = role.before, role.after
+    audit_record(
+        event="signin-role-changed",
+        description=f"The group mapping of {provider.name} changed what {user.get_username()} "
+        f"holds in {changes[0].organization.login}.",
+        organization=changes[0].organization,
+        target=user,
+        object_type="user",
+        before=before,
+        after=after,
+        actor=current_actor().with_user(user.pk, user.get_username()),
+    )

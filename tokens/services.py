@@ -13,6 +13,8 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from audit.diff import snapshot
+from audit.services import audit_record
 from tokens.errors import TokenInvalid
 from tokens.filters import TokenFilters
 from tokens.format import display_prefix, generate_token, hash_token
@@ -40,6 +42,19 @@ USAGE_WRITE_BATCH = 1_000
 # Long-lived tokens made by hand: a lifetime longer than this is refused (None means never).
 MAX_HAND_MADE_LIFETIME = timedelta(days=3650)
 HAND_MADE_TYPES = (TokenType.ORGANIZATION, TokenType.TEAM, TokenType.RUNNER)
+# What an audit record shows of a token: never its hash (the prefix identifies it).
+AUDITED_FIELDS = (
+    "token_type",
+    "permission",
+    "team",
+    "runner",
+    "user",
+    "name",
+    "description",
+    "prefix",
+    "expires",
+    "parent_id",
+)
 
 
 def token_create(
@@ -92,6 +107,17 @@ def token_create(
             created_by=created_by,
             expires=expiry_within_parent(expires, parent),
             parent=parent,
+        )
+        # Its own event type, so a subscription can ask for admin tokens alone.
+        admin = token.permission == Permission.ADMIN
+        audit_record(
+            event="admin-token-created" if admin else "token-created",
+            description=f"The {'admin ' if admin else ''}{token.get_token_type_display()} "
+            f"token {token.prefix}… was created.",
+            organization=token.organization,
+            target=token,
+            object_type="token",
+            after=snapshot(token, AUDITED_FIELDS),
         )
     return token, plaintext
 
@@ -207,13 +233,28 @@ def token_revoke(
     Returns False when the token itself was already revoked (the first revocation is kept);
     its descendants are revoked either way.
     """
+    now = now or timezone.now()
     with transaction.atomic():
         revoked = revoke_lineage(
-            roots=AccessToken.objects.filter(pk=token.pk),
-            now=now or timezone.now(),
-            by=by,
-            reason=reason,
+            roots=AccessToken.objects.filter(pk=token.pk), now=now, by=by, reason=reason
         )
+        if revoked.total:
+            audit_record(
+                event="token-revoked",
+                description=f"The token {token.prefix}… was revoked"
+                + (
+                    f", with {revoked.descendants} created with it." if revoked.descendants else "."
+                ),
+                organization=token.organization,
+                target=token,
+                object_type="token",
+                before={"revoked": False} if revoked.tokens else None,
+                after={
+                    "revoked": True if revoked.tokens else None,
+                    "revoked_reason": reason[:500],
+                    "descendants_revoked": revoked.descendants,
+                },
+            )
     forget_cached_tokens()
     token.refresh_from_db(fields=["revoked_at", "revoked_by", "revoked_reason"])
     return bool(revoked.tokens)
@@ -246,6 +287,19 @@ def tokens_revoke_matching(
             by=by,
             reason=reason,
         )
+        if revoked.total:
+            audit_record(
+                event="tokens-revoked",
+                description=f"{revoked.total} tokens were revoked by filter.",
+                organization=organization,
+                object_type="token",
+                after={
+                    "filters": filters.as_params(),
+                    "revoked_reason": reason[:500],
+                    "tokens_revoked": revoked.tokens,
+                    "descendants_revoked": revoked.descendants,
+                },
+            )
     forget_cached_tokens()
     logger.info(
         "revoked %d tokens (and %d created with them) of %s by filter %s",
