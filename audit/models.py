@@ -8,8 +8,6 @@ from typing import Any
 from django.db import models
 from django.db.models.base import ModelBase
 
-from trustportal.models import Organization
-
 
 class AuditAppendOnlyError(RuntimeError):
     """An attempt to change or remove an audit record."""
@@ -44,14 +42,9 @@ class AuditEvent(models.Model):
     """
 
     created = models.DateTimeField(db_index=True)
-    organization = models.ForeignKey(
-        Organization,
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        null=True,
-        blank=True,
-        related_name="+",
-    )
+    # The organization's id and login as they were (no foreign key: the audit log sits below
+    # the organizations in the layers, and a deleted organization keeps its records).
+    organization_id = models.BigIntegerField(null=True, blank=True)
     organization_login = models.CharField(max_length=200, blank=True)
     # A change someone made, or an alert the portal raised (key fetches failing, denial spike);
     # the audit log lists changes, notifications deliver both.
@@ -77,10 +70,11 @@ class AuditEvent(models.Model):
 
     class Meta:
         indexes = [
-            models.Index(fields=["organization", "-id"], name="audit_org_id"),
-            models.Index(fields=["organization", "event", "-id"], name="audit_org_event_id"),
+            models.Index(fields=["organization_id", "-id"], name="audit_org_id"),
+            models.Index(fields=["organization_id", "event", "-id"], name="audit_org_event_id"),
             models.Index(
-                fields=["organization", "object_type", "object_id", "-id"], name="audit_org_object"
+                fields=["organization_id", "object_type", "object_id", "-id"],
+                name="audit_org_object",
             ),
         ]
 

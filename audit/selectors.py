@@ -8,8 +8,8 @@ from datetime import datetime
 from django.db.models import QuerySet
 
 from audit.models import AuditEvent, Category
+from audit.services import Tenant
 from kernel.paging import Page, keyset_page
-from trustportal.models import Organization
 
 
 @dataclass(frozen=True)
@@ -23,8 +23,8 @@ class AuditFilters:
     request_id: str = ""
 
 
-def audit_events(organization: Organization, filters: AuditFilters) -> QuerySet[AuditEvent]:
-    rows = AuditEvent.objects.filter(organization=organization, category=Category.CHANGE)
+def audit_events(organization: Tenant, filters: AuditFilters) -> QuerySet[AuditEvent]:
+    rows = AuditEvent.objects.filter(organization_id=organization.pk, category=Category.CHANGE)
     if filters.before_time is not None:
         rows = rows.filter(created__lte=filters.before_time)
     if filters.after_time is not None:
@@ -43,16 +43,16 @@ def audit_events(organization: Organization, filters: AuditFilters) -> QuerySet[
 
 
 def audit_page(
-    organization: Organization, filters: AuditFilters, *, before: int | None, limit: int
+    organization: Tenant, filters: AuditFilters, *, before: int | None, limit: int
 ) -> Page[AuditEvent]:
     return keyset_page(audit_events(organization, filters), before=before, limit=limit)
 
 
-def event_types(organization: Organization) -> list[str]:
+def event_types(organization: Tenant) -> list[str]:
     """The event types this organization's log holds (for the page's filter)."""
     return sorted(
         set(
-            AuditEvent.objects.filter(organization=organization, category=Category.CHANGE)
+            AuditEvent.objects.filter(organization_id=organization.pk, category=Category.CHANGE)
             .values_list("event", flat=True)
             .distinct()[:500]
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from django.db import transaction
 from django.utils import timezone
@@ -13,7 +13,14 @@ from django.utils import timezone
 from audit.context import Actor, current_actor
 from audit.diff import diff
 from audit.models import AuditEvent, Category
-from trustportal.models import Organization
+
+
+class Tenant(Protocol):
+    """What the audit log keeps of an organization (any object with these, e.g. the model)."""
+
+    pk: Any
+    login: str
+
 
 # Called after the commit of every record (notifications register here: `notifications.apps`).
 _after_commit: list[Callable[[int], None]] = []
@@ -29,7 +36,7 @@ def audit_record(
     *,
     event: str,
     description: str,
-    organization: Organization | None,
+    organization: Tenant | None,
     target: Any = None,
     object_type: str = "",
     before: Mapping[str, Any] | None = None,
@@ -47,8 +54,8 @@ def audit_record(
     actor = actor or current_actor()
     record = AuditEvent(
         created=now or timezone.now(),
-        organization=organization,
-        organization_login=organization.login if organization else "",
+        organization_id=organization.pk if organization is not None else None,
+        organization_login=organization.login if organization is not None else "",
         category=category,
         event=event[:64],
         description=description[:500],
@@ -75,7 +82,7 @@ def audit_record(
 
 
 def audit_alert(
-    *, event: str, description: str, organization: Organization | None, target: Any = None
+    *, event: str, description: str, organization: Tenant | None, target: Any = None
 ) -> AuditEvent:
     """Record an alert the portal raises itself (delivered by notifications, not a change)."""
     return audit_record(

@@ -84,6 +84,7 @@ class KeyFetchInline(_ReadOnlyInline):
 
 @admin.register(Issuer)
 class IssuerAdmin(OrgScopedAdmin):
+    audited = False  # its saves go through services, which record the change
     form = IssuerAdminForm
     change_list_template = "issuers/admin_change_list.html"
     list_display = ("name", "organization", "issuer", "enabled", "last_success_at")

@@ -56,6 +56,7 @@ class GroupMappingInline(admin.TabularInline[GroupMapping, IdentityProvider]):
 
 @admin.register(IdentityProvider)
 class IdentityProviderAdmin(OrgScopedAdmin):
+    audited = False  # its saves go through services, which record the change
     form = IdentityProviderForm
     inlines = [GroupMappingInline]
     list_display = ("name", "organization", "issuer", "client_id", "enabled")
@@ -94,6 +95,7 @@ class IdentityProviderAdmin(OrgScopedAdmin):
 
 @admin.register(OrganizationSignInPolicy)
 class OrganizationSignInPolicyAdmin(OrgScopedAdmin):
+    audited = False  # its saves go through services, which record the change
     list_display = ("organization", "require_sso", "break_glass_user", "require_admin_mfa")
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:

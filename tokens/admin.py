@@ -57,6 +57,7 @@ class ExchangeEventAdmin(ReadOnlyAdmin, OrgScopedAdmin):
 
 @admin.register(AccessToken)
 class AccessTokenAdmin(OrgScopedAdmin):
+    audited = False  # its saves go through services, which record the change
     list_display = (
         "prefix",
         "token_type",

@@ -13,6 +13,7 @@ from django.db.models import Model, QuerySet
 from django.forms import ModelChoiceField
 from django.http import HttpRequest, HttpResponse
 
+from audit.services import audit_record
 from trustportal.admin_json import BoundedJsonAdmin
 from trustportal.models import Membership, Organization, Role, Runner, Team, User
 from trustportal.selectors import (
@@ -110,6 +111,27 @@ class OrgScopedAdmin(BoundedJsonAdmin):
     """
 
     org_path = "organization"
+    # Changes made through this admin's forms are recorded in the audit log here; an admin
+    # whose saves go through services (which record their own changes) sets this to False.
+    audited = True
+
+    def log_addition(self, request: HttpRequest, obj: Model, message: Any) -> Any:
+        self._audit(obj, "added", message)
+        return super().log_addition(request, obj, message)
+
+    def log_change(self, request: HttpRequest, obj: Model, message: Any) -> Any:
+        self._audit(obj, "changed", message)
+        return super().log_change(request, obj, message)
+
+    def log_deletion(self, request: HttpRequest, obj: Model, object_repr: str) -> Any:
+        self._audit(obj, "deleted", [])
+        return super().log_deletion(request, obj, object_repr)
+
+    def _audit(self, obj: Model, verb: str, message: Any) -> None:
+        if self.audited:
+            org_id = self._org_id_of(obj)
+            organization = Organization.objects.filter(pk=org_id).first() if org_id else None
+            record_admin_change(obj, verb, message, [organization] if organization else [])
 
     def _org_lookup(self) -> str:
         return f"{self.org_path}__in" if self.org_path else "pk__in"
@@ -177,6 +199,35 @@ class OrgScopedAdmin(BoundedJsonAdmin):
         if not request.user.is_superuser and db_field.related_model is User:
             kwargs["queryset"] = visible_users(request)
         return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+
+def _changed_fields(message: Any) -> list[str]:
+    """The field names in the admin's change message (a list of {"changed": {"fields"}})."""
+    if not isinstance(message, list):
+        return []
+    fields = {
+        str(name)
+        for part in message
+        if isinstance(part, dict)
+        for name in part.get("changed", {}).get("fields", [])
+    }
+    return sorted(fields)
+
+
+def record_admin_change(
+    obj: Model, verb: str, message: Any, organizations: list[Organization]
+) -> None:
+    """One audit record per organization the object belongs to, for a change in the admin."""
+    name = obj._meta.model_name or "object"
+    for organization in organizations:
+        audit_record(
+            event=f"{name}-{verb}-in-admin",
+            description=f"{obj._meta.verbose_name} {obj} was {verb} in the admin.",
+            organization=organization,
+            target=obj,
+            object_type=name,
+            after={"changed_fields": _changed_fields(message)} if verb == "changed" else None,
+        )
 
 
 def visible_users(request: HttpRequest) -> QuerySet[User]:
@@ -253,7 +304,24 @@ class ScopedUserAdmin(UserAdmin[User]):
     they administer, so a user who also belongs elsewhere (maybe an admin there) is not theirs
     to take over. Only superusers create accounts, set or unset passwords, grant site-wide
     privileges and delete users: org admins have no password control at all (no set, no reset).
+    Every change is recorded in the audit log of each organization the user belongs to.
     """
+
+    def log_addition(self, request: HttpRequest, obj: User, message: Any) -> Any:
+        self._audit(obj, "added", message)
+        return super().log_addition(request, obj, message)
+
+    def log_change(self, request: HttpRequest, obj: User, message: Any) -> Any:
+        self._audit(obj, "changed", message)
+        return super().log_change(request, obj, message)
+
+    def log_deletion(self, request: HttpRequest, obj: User, object_repr: str) -> Any:
+        self._audit(obj, "deleted", [])
+        return super().log_deletion(request, obj, object_repr)
+
+    def _audit(self, obj: User, verb: str, message: Any) -> None:
+        organizations = list(Organization.objects.filter(memberships__user_id=obj.pk).distinct())
+        record_admin_change(obj, verb, message, organizations)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
         queryset = super().get_queryset(request)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from audit.services import audit_record
 from trustportal.models import Membership, Organization, Role, Team, User, slug_validator
 
 
@@ -91,8 +92,19 @@ def member_role_change(*, membership: Membership, role: str) -> Membership:
         membership.refresh_from_db()
         if role != Role.ADMIN:
             _refuse_last_admin(membership, "demoted")
+        before = membership.role
         membership.role = role
         membership.save(update_fields=["role"])
+        if before != role:
+            audit_record(
+                event="member-role-changed",
+                description=f"{membership.user.get_username()} is now {role} (was {before}).",
+                organization=membership.organization,
+                target=membership,
+                object_type="membership",
+                before={"user": membership.user.get_username(), "role": before},
+                after={"user": membership.user.get_username(), "role": role},
+            )
     return membership
 
 
@@ -107,6 +119,14 @@ def member_remove(*, membership: Membership) -> None:
         _refuse_last_admin(membership, "removed")
         for team in Team.objects.filter(organization_id=membership.organization_id):
             team.members.remove(membership.user_id)
+        audit_record(
+            event="member-removed",
+            description=f"{membership.user.get_username()} was removed from the organization.",
+            organization=membership.organization,
+            target=membership,
+            object_type="membership",
+            before={"user": membership.user.get_username(), "role": membership.role},
+        )
         membership.delete()
 
 
@@ -145,6 +165,14 @@ def member_create(
             # A concurrent request took the name between the check and the insert.
             raise PeopleError(f"The username {username!r} cannot be used.") from exc
         membership = Membership.objects.create(organization=organization, user=user, role=role)
+        audit_record(
+            event="member-created",
+            description=f"A new account {username} was created as {role}.",
+            organization=organization,
+            target=membership,
+            object_type="membership",
+            after={"user": username, "email": user.email, "role": role},
+        )
     return CreatedMember(membership=membership, password=password)
 
 
@@ -155,22 +183,58 @@ def team_create(*, organization: Organization, name: str, display_name: str = ""
     with transaction.atomic():
         if Team.objects.filter(organization=organization, name__iexact=name).exists():
             raise PeopleError(f"The organization already has a team named {name!r}.")
-        return Team.objects.create(
+        team = Team.objects.create(
             organization=organization, name=name, display_name=display_name.strip()
         )
+        audit_record(
+            event="team-created",
+            description=f"The team {name} was created.",
+            organization=organization,
+            target=team,
+            after={"name": name, "display_name": team.display_name},
+        )
+        return team
 
 
+@transaction.atomic
 def team_delete(*, team: Team) -> None:
     """Delete a team; its team tokens go with it (they act as the team)."""
+    audit_record(
+        event="team-deleted",
+        description=f"The team {team.name} was deleted.",
+        organization=team.organization,
+        target=team,
+        before={"name": team.name, "members": sorted(u.get_username() for u in team.members.all())},
+    )
     team.delete()
 
 
+@transaction.atomic
 def team_member_add(*, team: Team, user: User) -> None:
     """Put a member of the team's organization in the team (nobody from outside it)."""
     if not Membership.objects.filter(organization_id=team.organization_id, user=user).exists():
         raise PeopleError(f"{user.get_username()} is not a member of the organization.")
+    if team.members.filter(pk=user.pk).exists():
+        return
     team.members.add(user)
+    audit_record(
+        event="team-member-added",
+        description=f"{user.get_username()} joined the team {team.name}.",
+        organization=team.organization,
+        target=team,
+        after={"member": user.get_username()},
+    )
 
 
+@transaction.atomic
 def team_member_remove(*, team: Team, user: User) -> None:
+    if not team.members.filter(pk=user.pk).exists():
+        return
     team.members.remove(user)
+    audit_record(
+        event="team-member-removed",
+        description=f"{user.get_username()} left the team {team.name}.",
+        organization=team.organization,
+        target=team,
+        before={"member": user.get_username()},
+    )

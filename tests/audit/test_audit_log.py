@@ -246,3 +246,43 @@ def test_the_page_shows_changes_to_auditors(org: Organization) -> None:
     browser.logout()
     assert browser.login(username="mem", password=PASSWORD)
     assert browser.get("/orgs/acme/audit/").status_code == 403
+
+
+def test_people_changes_are_recorded(org: Organization) -> None:
+    from trustportal import services as people
+
+    created = people.member_create(organization=org, username="newbie", email="n@acme.example")
+    people.member_role_change(membership=created.membership, role="auditor")
+    team = people.team_create(organization=org, name="ops")
+    people.team_member_add(team=team, user=created.membership.user)
+    people.team_member_add(team=team, user=created.membership.user)  # no change, no record
+    people.team_member_remove(team=team, user=created.membership.user)
+    people.team_delete(team=team)
+    events = list(
+        AuditEvent.objects.filter(organization_id=org.pk)
+        .order_by("pk")
+        .values_list("event", flat=True)
+    )
+    assert events == [
+        "member-created",
+        "member-role-changed",
+        "team-created",
+        "team-member-added",
+        "team-member-removed",
+        "team-deleted",
+    ]
+    assert created.password not in str(list(AuditEvent.objects.values()))
+
+
+def test_admin_form_changes_are_recorded_for_the_users_organizations(org: Organization) -> None:
+    MembershipFactory(organization=org, role=Role.ADMIN, user__username="pat")
+    target = MembershipFactory(organization=org, role=Role.MEMBER, user__username="sam").user
+    browser = Client()
+    assert browser.login(username="pat", password=PASSWORD)
+    url = f"/admin/trustportal/user/{target.pk}/change/"
+    form = {"username": "sam", "email": "sam@acme.example", "is_active": "on"}
+    response = browser.post(url, form)
+    assert response.status_code == 302, response.content[:500]
+    row = AuditEvent.objects.get(event="user-changed-in-admin")
+    assert row.organization_id == org.pk and row.actor_username == "pat"
+    assert row.changes == {"changed_fields": [None, ["Email address"]]}
