@@ -1,12 +1,25 @@
 from __future__ import annotations
 
+import logging
+
 from django.apps import AppConfig
 
+logger = logging.getLogger(__name__)
 
-def _fan_out_after_commit(audit_event_id: int) -> None:
-    from notifications.tasks import fan_out
 
-    fan_out.delay(audit_event_id)
+def _start_fan_out(audit_event_id: int) -> None:
+    """After a change commits, start handing it to subscribers; the sweep catches up if not."""
+    from notifications.tasks import fan_out_pending
+
+    try:
+        fan_out_pending.delay()
+    except Exception:
+        logger.warning(
+            "notifications: could not queue the fan-out of audit record %s; the periodic "
+            "sweep delivers it",
+            audit_event_id,
+            exc_info=True,
+        )
 
 
 class NotificationsConfig(AppConfig):
@@ -15,5 +28,4 @@ class NotificationsConfig(AppConfig):
     def ready(self) -> None:
         from audit.services import on_recorded
 
-        # Every recorded change or alert, once committed, goes to the matching subscriptions.
-        on_recorded(_fan_out_after_commit)
+        on_recorded(_start_fan_out)

@@ -51,6 +51,19 @@ class NotificationSettings(models.Model):
         return f"notification settings of {self.organization_id}"
 
 
+class FanOutCursor(models.Model):
+    """How far the audit log has been handed to subscriptions (one row).
+
+    Audit records are durable, so a record whose fan-out was lost (a broker down, a worker
+    killed) is still delivered by the next sweep: nothing is lost between commit and delivery.
+    """
+
+    last_audit_event_id = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"fanned out up to {self.last_audit_event_id}"
+
+
 class DeliveryStatus(models.TextChoices):
     DELIVERED = "delivered", "Delivered"
     FAILED = "failed", "Failed, will retry"
@@ -73,9 +86,17 @@ class Delivery(models.Model):
     duration_ms = models.PositiveIntegerField(default=0)
     created = models.DateTimeField()
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    retried = models.BooleanField(default=False)  # the next attempt has been queued
 
     class Meta:
-        indexes = [models.Index(fields=["webhook", "-id"], name="delivery_webhook_id")]
+        indexes = [
+            models.Index(fields=["webhook", "-id"], name="delivery_webhook_id"),
+            models.Index(
+                fields=["next_attempt_at"],
+                name="delivery_retry_due",
+                condition=models.Q(retried=False, next_attempt_at__isnull=False),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} #{self.attempt} {self.status}"

@@ -6,7 +6,7 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,7 +24,14 @@ from issuers.http import OutboundPolicy
 from kernel.secretbox import default_box
 from notifications import delivery
 from notifications.errors import WebhookConflict, WebhookInvalid
-from notifications.models import Channel, Delivery, DeliveryStatus, NotificationSettings, Webhook
+from notifications.models import (
+    Channel,
+    Delivery,
+    DeliveryStatus,
+    FanOutCursor,
+    NotificationSettings,
+    Webhook,
+)
 from tokens.models import Decision, ExchangeEvent
 from trustportal.models import Organization
 
@@ -183,14 +190,76 @@ def webhook_delete(*, webhook: Webhook) -> None:
 
 
 def subscribers(record: AuditEvent) -> list[Webhook]:
-    """The active subscriptions of the record's organization that want its event type."""
+    """The active subscriptions of the record's organization that want its event type (and
+    existed when it was recorded)."""
     if record.organization_id is None:
         return []
     return [
         webhook
-        for webhook in Webhook.objects.filter(organization_id=record.organization_id, active=True)
+        for webhook in Webhook.objects.filter(
+            organization_id=record.organization_id, active=True, created__lte=record.created
+        )
         if not webhook.filters or record.event in webhook.filters
     ]
+
+
+FAN_OUT_BATCH = 500
+
+
+def fan_out_pending(*, queue: Callable[[int, int], object]) -> int:
+    """Queue a first delivery for each subscriber of every record past the cursor.
+
+    The cursor row is locked for the batch: concurrent sweeps wait instead of sending twice,
+    and a queueing failure rolls the cursor back so the next sweep tries again.
+    """
+    with transaction.atomic():
+        cursor, _ = FanOutCursor.objects.select_for_update().get_or_create(pk=1)
+        records = list(
+            AuditEvent.objects.filter(pk__gt=cursor.last_audit_event_id).order_by("pk")[
+                :FAN_OUT_BATCH
+            ]
+        )
+        queued = 0
+        for record in records:
+            for webhook in subscribers(record):
+                queue(webhook.pk, record.pk)
+                queued += 1
+        if records:
+            cursor.last_audit_event_id = records[-1].pk
+            cursor.save(update_fields=["last_audit_event_id"])
+    return queued
+
+
+def deliver_event(*, webhook_id: int, audit_event_id: int, attempt: int) -> str:
+    """One attempt at delivering one record to one subscription (skipped when gone)."""
+    webhook = Webhook.objects.select_related("organization").filter(pk=webhook_id).first()
+    record = AuditEvent.objects.filter(pk=audit_event_id).first()
+    if webhook is None or record is None or not webhook.active:
+        return "skipped"
+    row = deliver(
+        webhook=webhook,
+        kind=record.event,
+        audit_event=record,
+        attempt=attempt,
+        policy=webhook_policy(),
+    )
+    return row.status
+
+
+def retry_due(*, queue: Callable[[int, int, int], object], now: datetime | None = None) -> int:
+    """Queue the next attempt of failed deliveries whose backoff has passed (each once)."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        due = list(
+            Delivery.objects.select_for_update(skip_locked=True)
+            .filter(retried=False, next_attempt_at__lte=now, audit_event_id__isnull=False)
+            .order_by("next_attempt_at")[:FAN_OUT_BATCH]
+        )
+        for row in due:
+            assert row.audit_event_id is not None
+            queue(row.webhook_id, row.audit_event_id, row.attempt + 1)
+        Delivery.objects.filter(pk__in=[row.pk for row in due]).update(retried=True)
+    return len(due)
 
 
 def retry_delay(attempt: int) -> timedelta:

@@ -1,44 +1,38 @@
-"""Celery tasks: fan an event out to its subscribers, deliver with retries, watch denials."""
+"""Celery tasks: hand new audit records to their subscribers, deliver, retry, watch denials.
+
+Each task body is one service call (`notifications.services`); the beat schedule runs the
+sweeps, and a recorded change also starts a fan-out right after its commit.
+"""
 
 from __future__ import annotations
 
 from celery import shared_task
 
-from audit.models import AuditEvent
 from notifications import services
-from notifications.models import Webhook
 
 
 @shared_task(acks_late=True)
-def fan_out(audit_event_id: int) -> int:
-    """Queue the first delivery of one recorded event to each matching subscription."""
-    record = AuditEvent.objects.filter(pk=audit_event_id).first()
-    if record is None:
-        return 0
-    targets = services.subscribers(record)
-    for webhook in targets:
-        deliver.delay(webhook.pk, audit_event_id, 1)
-    return len(targets)
+def fan_out_pending() -> int:
+    """Queue the first delivery of every audit record not yet handed to its subscribers."""
+    return services.fan_out_pending(
+        queue=lambda webhook_id, event_id: deliver.delay(webhook_id, event_id, 1)
+    )
 
 
 @shared_task(acks_late=True)
 def deliver(webhook_id: int, audit_event_id: int, attempt: int) -> str:
-    """One attempt; a failed one queues the next after the backoff, up to MAX_ATTEMPTS."""
-    webhook = Webhook.objects.select_related("organization").filter(pk=webhook_id).first()
-    record = AuditEvent.objects.filter(pk=audit_event_id).first()
-    if webhook is None or record is None or not webhook.active:
-        return "skipped"
-    row = services.deliver(
-        webhook=webhook,
-        kind=record.event,
-        audit_event=record,
-        attempt=attempt,
-        policy=services.webhook_policy(),
+    """One attempt; a failed one is retried by `retry_due` after its backoff."""
+    return services.deliver_event(
+        webhook_id=webhook_id, audit_event_id=audit_event_id, attempt=attempt
     )
-    if row.next_attempt_at is not None:
-        delay = services.retry_delay(attempt).total_seconds()
-        deliver.apply_async((webhook_id, audit_event_id, attempt + 1), countdown=delay)
-    return row.status
+
+
+@shared_task(acks_late=True)
+def retry_due() -> int:
+    """Queue the next attempt of every failed delivery whose backoff has passed."""
+    return services.retry_due(
+        queue=lambda webhook_id, event_id, attempt: deliver.delay(webhook_id, event_id, attempt)
+    )
 
 
 @shared_task(acks_late=True)

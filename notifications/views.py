@@ -100,9 +100,11 @@ def webhook_action(request: HttpRequest, org: str, name: str, action: str) -> Ht
     organization, is_admin = _page(request, org)
     if not is_admin:
         return HttpResponse("This needs an organization admin.", status=403)
-    webhook = Webhook.objects.select_related("organization").filter(
-        organization=organization, name=name
-    ).first()
+    webhook = (
+        Webhook.objects.select_related("organization")
+        .filter(organization=organization, name=name)
+        .first()
+    )
     if webhook is None:
         return HttpResponse("No such subscription.", status=404)
     if action == "ping":
@@ -115,8 +117,10 @@ def webhook_action(request: HttpRequest, org: str, name: str, action: str) -> Ht
         )
         level = messages.SUCCESS if row.status == "delivered" else messages.ERROR
         messages.add_message(
-            request, level, f"Ping to '{webhook.display_name}': {row.get_status_display()}"
-            + (f" ({row.error})" if row.error else "")
+            request,
+            level,
+            f"Ping to '{webhook.display_name}': {row.get_status_display()}"
+            + (f" ({row.error})" if row.error else ""),
         )
     elif action == "delete":
         services.webhook_delete(webhook=webhook)

@@ -282,6 +282,10 @@ DEFAULT_FROM_EMAIL = os.environ.get("TRUSTPORTAL_EMAIL_FROM", "trustportal@local
 CELERY_BEAT_SCHEDULE: dict[str, Any] = {
     # Organizations whose denied exchanges exceed their threshold get an alert (once an hour).
     "check-denials": {"task": "notifications.tasks.check_denials", "schedule": 5 * 60.0},
+    # Audit records not yet handed to webhooks and e-mail (a fan-out lost after its commit),
+    # and failed deliveries whose backoff has passed.
+    "fan-out-notifications": {"task": "notifications.tasks.fan_out_pending", "schedule": 60.0},
+    "retry-notifications": {"task": "notifications.tasks.retry_due", "schedule": 15.0},
     # Checked every minute; each issuer is refreshed when its own interval (Cache-Control
     # max-age within 5 min-24 h, default 15 min) is due.
     "refresh-due-issuer-keys": {"task": "issuers.tasks.refresh_due_issuer_keys", "schedule": 60.0},

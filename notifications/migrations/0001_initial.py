@@ -5,66 +5,120 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('trustportal', '0001_initial'),
+        ("trustportal", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='NotificationSettings',
+            name="NotificationSettings",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('denial_threshold', models.PositiveIntegerField(default=50)),
-                ('last_denial_alert', models.DateTimeField(blank=True, null=True)),
-                ('organization', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='notification_settings', to='trustportal.organization')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("denial_threshold", models.PositiveIntegerField(default=50)),
+                ("last_denial_alert", models.DateTimeField(blank=True, null=True)),
+                (
+                    "organization",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="notification_settings",
+                        to="trustportal.organization",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Webhook',
+            name="Webhook",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.SlugField(max_length=64)),
-                ('display_name', models.CharField(max_length=200)),
-                ('channel', models.CharField(choices=[('webhook', 'Webhook'), ('email', 'E-mail')], default='webhook', max_length=8)),
-                ('payload_url', models.URLField(blank=True, max_length=2000)),
-                ('email', models.EmailField(blank=True, max_length=254)),
-                ('secret_ciphertext', models.TextField(blank=True)),
-                ('active', models.BooleanField(default=True)),
-                ('format', models.CharField(default='raw', max_length=16)),
-                ('filters', models.JSONField(default=list)),
-                ('created', models.DateTimeField()),
-                ('modified', models.DateTimeField()),
-                ('organization', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='trustportal.organization')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.SlugField(max_length=64)),
+                ("display_name", models.CharField(max_length=200)),
+                (
+                    "channel",
+                    models.CharField(
+                        choices=[("webhook", "Webhook"), ("email", "E-mail")],
+                        default="webhook",
+                        max_length=8,
+                    ),
+                ),
+                ("payload_url", models.URLField(blank=True, max_length=2000)),
+                ("email", models.EmailField(blank=True, max_length=254)),
+                ("secret_ciphertext", models.TextField(blank=True)),
+                ("active", models.BooleanField(default=True)),
+                ("format", models.CharField(default="raw", max_length=16)),
+                ("filters", models.JSONField(default=list)),
+                ("created", models.DateTimeField()),
+                ("modified", models.DateTimeField()),
+                (
+                    "organization",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="trustportal.organization",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Delivery',
+            name="Delivery",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('audit_event_id', models.BigIntegerField(blank=True, null=True)),
-                ('kind', models.CharField(max_length=64)),
-                ('attempt', models.PositiveSmallIntegerField()),
-                ('payload', models.TextField()),
-                ('request_url', models.CharField(blank=True, max_length=2000)),
-                ('status', models.CharField(choices=[('delivered', 'Delivered'), ('failed', 'Failed, will retry'), ('gave_up', 'Failed, no more retries')], max_length=12)),
-                ('response_code', models.PositiveSmallIntegerField(blank=True, null=True)),
-                ('response_body', models.TextField(blank=True)),
-                ('error', models.CharField(blank=True, max_length=500)),
-                ('duration_ms', models.PositiveIntegerField(default=0)),
-                ('created', models.DateTimeField()),
-                ('next_attempt_at', models.DateTimeField(blank=True, null=True)),
-                ('webhook', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='deliveries', to='notifications.webhook')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("audit_event_id", models.BigIntegerField(blank=True, null=True)),
+                ("kind", models.CharField(max_length=64)),
+                ("attempt", models.PositiveSmallIntegerField()),
+                ("payload", models.TextField()),
+                ("request_url", models.CharField(blank=True, max_length=2000)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("delivered", "Delivered"),
+                            ("failed", "Failed, will retry"),
+                            ("gave_up", "Failed, no more retries"),
+                        ],
+                        max_length=12,
+                    ),
+                ),
+                ("response_code", models.PositiveSmallIntegerField(blank=True, null=True)),
+                ("response_body", models.TextField(blank=True)),
+                ("error", models.CharField(blank=True, max_length=500)),
+                ("duration_ms", models.PositiveIntegerField(default=0)),
+                ("created", models.DateTimeField()),
+                ("next_attempt_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "webhook",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="deliveries",
+                        to="notifications.webhook",
+                    ),
+                ),
             ],
         ),
         migrations.AddConstraint(
-            model_name='webhook',
-            constraint=models.UniqueConstraint(fields=('organization', 'name'), name='webhook_org_name'),
+            model_name="webhook",
+            constraint=models.UniqueConstraint(
+                fields=("organization", "name"), name="webhook_org_name"
+            ),
         ),
         migrations.AddIndex(
-            model_name='delivery',
-            index=models.Index(fields=['webhook', '-id'], name='delivery_webhook_id'),
+            model_name="delivery",
+            index=models.Index(fields=["webhook", "-id"], name="delivery_webhook_id"),
         ),
     ]

@@ -94,10 +94,11 @@ def test_an_unreachable_issuer_alerts_when_fetches_start_failing_and_daily_until
     issuer = issuer_register(
         organization=org, url=local_issuer.url, name="dev", outbound=default_outbound()
     )
-    webhook_create(
-        organization=org,
-        values={"name": "ops", "displayName": "Ops", "payloadUrl": receiver.url},
-    )
+    with django_capture_on_commit_callbacks(execute=True):
+        webhook_create(
+            organization=org,
+            values={"name": "ops", "displayName": "Ops", "payloadUrl": receiver.url},
+        )
     receiver.received.clear()
     local_issuer.stop()
     with django_capture_on_commit_callbacks(execute=True):

@@ -11,10 +11,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import time_machine
 from django.core import mail
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
+from notifications import tasks
 from notifications.models import Delivery, DeliveryStatus, NotificationSettings, Webhook
 from notifications.services import MAX_ATTEMPTS, check_denials
 from tests.conftest import auth
@@ -85,10 +88,20 @@ def test_a_failing_receiver_is_retried_with_backoff_and_every_attempt_is_logged(
 ) -> None:
     receiver.status = 500
     with django_capture_on_commit_callbacks(execute=True):
-        assert (
-            create(client, name="down", displayName="Down", payloadUrl=receiver.url).status_code
-            == 201
-        )
+        response = create(client, name="down", displayName="Down", payloadUrl=receiver.url)
+    assert response.status_code == 201
+    assert Delivery.objects.count() == 1  # the first attempt, right after the change
+    now = timezone.now()
+    for _ in range(MAX_ATTEMPTS + 2):
+        # Nothing is due before its backoff has passed; then exactly the next attempt goes.
+        assert tasks.retry_due() == 0
+        pending = Delivery.objects.filter(retried=False, next_attempt_at__isnull=False).first()
+        if pending is None:
+            break
+        assert pending.next_attempt_at is not None
+        now = pending.next_attempt_at
+        with time_machine.travel(now, tick=False):
+            assert tasks.retry_due() == 1
     rows = list(Delivery.objects.order_by("attempt"))
     assert [r.attempt for r in rows] == list(range(1, MAX_ATTEMPTS + 1))
     assert len(receiver.received) == MAX_ATTEMPTS
@@ -101,6 +114,40 @@ def test_a_failing_receiver_is_retried_with_backoff_and_every_attempt_is_logged(
     ]
     assert waits == [7 * 2**i for i in range(MAX_ATTEMPTS - 1)]
     assert rows[-1].next_attempt_at is None
+
+
+def test_a_fan_out_lost_after_the_commit_is_delivered_by_the_sweep(
+    client: APIClient,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    from notifications.tasks import fan_out_pending
+
+    with django_capture_on_commit_callbacks(execute=True):
+        create(client, name="later", displayName="Later", payloadUrl=receiver.url)
+    receiver.received.clear()
+
+    def broker_down(*args: Any, **kwargs: Any) -> None:
+        raise OSError("broker unreachable")
+
+    monkeypatch.setattr(fan_out_pending, "delay", broker_down)
+    # The on-commit hook swallows the broker error (the change itself is committed) …
+    from audit.services import audit_record
+
+    with django_capture_on_commit_callbacks(execute=True):
+        audit_record(
+            event="policy-published",
+            description="v2",
+            organization=Organization.objects.get(login="acme"),
+        )
+    assert receiver.received == []
+    # … and the periodic sweep hands the record over.
+    monkeypatch.undo()
+    tasks.fan_out_pending()
+    assert [json.loads(r.body)["kind"] for r in receiver.received] == ["policy-published"]
+    tasks.fan_out_pending()  # the cursor moved: nothing is sent twice
+    assert len(receiver.received) == 1
 
 
 def test_ping_answers_the_delivery(client: APIClient, receiver: Receiver) -> None:
