@@ -27,9 +27,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from issuers import retirement, selectors, services
 from issuers.errors import IssuerBusy, IssuerConflict, IssuerInvalid
 from issuers.forms import IssuerEditForm, IssuerRegisterForm, IssuerSourceForm, add_service_error
-from issuers.http import Certificate
 from issuers.jwks import ParsedKey
 from issuers.models import Issuer
+from outbound.transport import Certificate
 from policies.examples import example_for
 from policies.selectors import issuer_policy_summary
 from trustportal.access import Need, organization_for_user
