@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from cryptography.hazmat.primitives import serialization
 from django.db import connection
 
-from issuers.devissuer import DevIssuer
+from devtools.issuer import DevIssuer
 from issuers.models import Issuer
 from issuers.services import Outbound, issuer_register
 from outbound.policy import OutboundPolicy

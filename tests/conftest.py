@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from issuers.devissuer import DevIssuer, SigningKey
+from devtools.issuer import DevIssuer, SigningKey
 from issuers.services import Outbound
 from outbound.policy import OutboundPolicy
 from tests.factories import MembershipFactory, OrganizationFactory, make_token

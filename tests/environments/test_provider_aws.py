@@ -17,6 +17,7 @@ from typing import Any
 import boto3  # type: ignore[import-untyped]
 import pytest
 
+from devtools.issuer import SigningKey
 from environments.providers.aws import aws_login, parse_xml, sts_endpoint
 from environments.providers.base import ProviderError
 from environments.providers.common import (
@@ -26,7 +27,6 @@ from environments.providers.common import (
     REFUSED,
     UNREACHABLE,
 )
-from issuers.devissuer import SigningKey
 from outbound.client import post as guarded_post
 from tests.environments.cloud_servers import (
     LOCAL,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from issuers.devissuer import CannedResponse, DevIssuer, SigningKey
+from devtools.issuer import CannedResponse, DevIssuer, SigningKey
 from issuers.errors import IssuerInvalid
 from issuers.models import Issuer
 from issuers.services import (

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from issuers.devissuer import CannedResponse, DevIssuer
+from devtools.issuer import CannedResponse, DevIssuer
 from issuers.errors import IssuerInvalid
 from issuers.models import Issuer, IssuerKey
 from issuers.services import Outbound, issuer_refresh_keys, issuer_register

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from issuers.devissuer import GITHUB_LIKE_CLAIMS, CannedResponse, DevIssuer
+from devtools.issuer import GITHUB_LIKE_CLAIMS, CannedResponse, DevIssuer
 from issuers.models import Issuer
 from issuers.services import Outbound, issuer_register
 from policies.models import AuthPolicy
