@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 from rest_framework.test import APIClient
-from devtools.management.commands.devstack import try_it_commands
 
+from devtools.demo import demo_seed
+from devtools.management.commands.devstack import try_it_commands
 from issuers.models import Issuer
 from tests.tokens.conftest import AUDIENCE, exchange_body
-from trustportal.demo import demo_seed
 from trustportal.models import Organization, User
 
 pytestmark = pytest.mark.django_db
