@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest install clean
+.PHONY: run test lint typecheck imports pytest install clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,13 +20,17 @@ run: $(STAMP)
 	TRUSTPORTAL_ISSUER_ALLOWED_NETWORKS=$${TRUSTPORTAL_ISSUER_ALLOWED_NETWORKS:-127.0.0.0/8,::1/128} \
 	$(BIN)/python manage.py devstack
 
-test: lint typecheck pytest
+test: lint typecheck imports pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
 typecheck: $(STAMP)
 	TRUSTPORTAL_ENV=test $(BIN)/mypy .
+
+# The import contracts of pyproject.toml ([tool.importlinter]): layers import only downward.
+imports: $(STAMP)
+	$(BIN)/lint-imports
 
 pytest: $(STAMP)
 	TRUSTPORTAL_ENV=test $(BIN)/pytest $(PYTEST_ARGS)

@@ -8,7 +8,7 @@ from datetime import datetime
 from django.db.models import QuerySet
 
 from audit.models import AuditEvent, Category
-from audit.services import Tenant
+from audit.tenant import Tenant
 from kernel.paging import Page, keyset_page
 
 

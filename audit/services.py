@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from functools import partial
-from typing import Any, Protocol
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -13,14 +13,7 @@ from django.utils import timezone
 from audit.context import Actor, current_actor
 from audit.diff import diff
 from audit.models import AuditEvent, Category
-
-
-class Tenant(Protocol):
-    """What the audit log keeps of an organization (any object with these, e.g. the model)."""
-
-    pk: Any
-    login: str
-
+from audit.tenant import Tenant
 
 # Called after the commit of every record (notifications register here: `notifications.apps`).
 _after_commit: list[Callable[[int], None]] = []

@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from cryptography.hazmat.primitives import serialization
 from django.db import connection
 
-from issuers.devissuer import DevIssuer
-from issuers.http import OutboundPolicy
+from devtools.issuer import DevIssuer
 from issuers.models import Issuer
 from issuers.services import Outbound, issuer_register
+from outbound.policy import OutboundPolicy
 from policies.models import AuthPolicy
 from policies.services import policy_update
 from tokens.services import token_create

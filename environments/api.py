@@ -37,7 +37,8 @@ from kernel.clientaddr import client_ip
 from kernel.errors import BadRequest, Forbidden, NotFound
 from kernel.wire import iso_time, json_object
 from tokens.models import TokenType
-from trustportal.access import Need, organization_for, principal_of
+from tokens.principal import principal_of
+from trustportal.access import Need, organization_for
 from trustportal.models import Organization
 from trustportal.negotiation import JsonWhateverAccept
 from trustportal.selectors import organizations_for_user

@@ -145,7 +145,7 @@ class IssuerAdmin(OrgScopedAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         # Deleting revokes every token the issuer minted: the issuer page's confirmation shows
-        # how many first (issuers/retirement.py), which the admin's generic one cannot.
+        # how many first (tokens/retirement.py), which the admin's generic one cannot.
         return False
 
     def changelist_view(

@@ -11,11 +11,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from issuers import retirement, selectors, services
+from issuers import selectors, services
 from issuers.models import Issuer
 from kernel.errors import NotFound
 from kernel.wire import iso_time, json_object
-from trustportal.access import Need, organization_for, principal_of
+from tokens import retirement
+from tokens.principal import principal_of
+from trustportal.access import Need, organization_for
 
 # How many access tokens a DELETE (or a PATCH with revokeTokens) revoked.
 REVOKED_HEADER = "X-Revoked-Tokens"

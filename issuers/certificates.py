@@ -14,8 +14,8 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime
 
-from issuers.http import Certificate
 from issuers.models import Issuer
+from outbound.transport import Certificate
 
 logger = logging.getLogger(__name__)
 

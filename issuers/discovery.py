@@ -7,17 +7,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from issuers.http import (
-    Certificate,
-    FetchError,
-    FetchResult,
-    OutboundPolicy,
-    Resolver,
-    fetch_json,
-    parse_cache_control_max_age,
-    system_resolve,
-)
 from issuers.jwks import JwksError, ParsedKey, parse_jwks
+from outbound.addresses import Resolver, system_resolve
+from outbound.cachecontrol import parse_cache_control_max_age
+from outbound.client import FetchResult, fetch_json
+from outbound.errors import FetchError
+from outbound.policy import OutboundPolicy
+from outbound.transport import Certificate
 
 Fetch = Callable[..., FetchResult]
 DISCOVERY_PATH = "/.well-known/openid-configuration"

@@ -17,13 +17,13 @@ from django import forms
 
 from issuers import selectors, services
 from issuers.errors import IssuerBusy, IssuerConflict, IssuerInvalid
-from issuers.http import DEFAULT_MAX_BYTES, MAX_URL_LENGTH
 from issuers.models import (
     DEFAULT_ALGORITHMS,
     DEFAULT_MAX_EXPIRATION,
     MAX_EXPIRATION_LIMIT,
     Issuer,
 )
+from outbound.policy import DEFAULT_MAX_BYTES, MAX_URL_LENGTH
 
 _FAMILY_ORDER = ("RS", "PS", "ES", "Ed")
 ALGORITHM_CHOICES = [

@@ -167,6 +167,8 @@ def _exchange_issuer_sql() -> str:
 _exchange_sql: str | None = None
 
 
+# TODO: the exchange's issuer lookup belongs to the exchange store (the `exchange` package);
+# it moves there with the exchange, and then this module no longer imports `policies`.
 def exchange_issuer(*, organization_id: Any, iss: str) -> tuple[Issuer, AuthPolicy] | None:
     """The organization's issuer whose `issuer` is exactly `iss`, with its policy's id and version.
 

@@ -28,14 +28,6 @@ from issuers.discovery import (
     fetch_keys,
 )
 from issuers.errors import IssuerConflict, IssuerInvalid
-from issuers.http import (
-    Certificate,
-    OutboundPolicy,
-    Resolver,
-    fetch_json,
-    normalize_thumbprint,
-    system_resolve,
-)
 from issuers.jwks import KTY_ALGORITHMS, JwksError, ParsedKey, parse_jwks
 from issuers.models import (
     DEFAULT_MAX_EXPIRATION,
@@ -45,6 +37,10 @@ from issuers.models import (
     KeyFetch,
 )
 from kernel.config import TrustPortalConfig
+from outbound.addresses import Resolver, system_resolve
+from outbound.client import fetch_json
+from outbound.policy import OutboundPolicy
+from outbound.transport import Certificate, normalize_thumbprint
 from policies.services import policy_create_for_issuer
 from trustportal.models import Organization
 

@@ -24,14 +24,15 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from issuers import retirement, selectors, services
+from issuers import selectors, services
 from issuers.errors import IssuerBusy, IssuerConflict, IssuerInvalid
 from issuers.forms import IssuerEditForm, IssuerRegisterForm, IssuerSourceForm, add_service_error
-from issuers.http import Certificate
 from issuers.jwks import ParsedKey
 from issuers.models import Issuer
+from outbound.transport import Certificate
 from policies.examples import example_for
 from policies.selectors import issuer_policy_summary
+from tokens import retirement
 from trustportal.access import Need, organization_for_user
 from trustportal.models import Organization, Role, User
 

@@ -1,7 +1,7 @@
 """One delivery attempt: the payload, its signature, the guarded POST, what came back.
 
 Webhook URLs are chosen by organization admins, so every delivery goes through the guarded
-outbound client (`issuers/http.py`): https, public addresses only (or
+outbound client (`outbound/client.py`): https, public addresses only (or
 `TRUSTPORTAL_WEBHOOK_ALLOWED_NETWORKS`), the checked address connected to, no redirects, 5 s, a
 capped answer. It never includes a secret: payloads carry the audit record, which has none.
 """
@@ -16,7 +16,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from issuers.http import FetchError, OutboundPolicy, post
+from outbound.client import post
+from outbound.errors import FetchError
+from outbound.policy import OutboundPolicy
 
 USER_AGENT = "TrustPortal-Webhook/1"
 MAX_RESPONSE_KEPT = 1024

@@ -20,7 +20,6 @@ from django.utils import timezone
 from audit.formats import event_json
 from audit.models import AuditEvent
 from audit.services import audit_alert, audit_record
-from issuers.http import OutboundPolicy
 from kernel.secretbox import default_box
 from notifications import delivery
 from notifications.errors import WebhookConflict, WebhookInvalid
@@ -32,6 +31,7 @@ from notifications.models import (
     NotificationSettings,
     Webhook,
 )
+from outbound.policy import OutboundPolicy
 from tokens.models import Decision, ExchangeEvent
 from trustportal.models import Organization
 

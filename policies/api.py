@@ -17,7 +17,8 @@ from kernel.wire import iso_time, json_object
 from policies import selectors, services, simulation
 from policies.models import AuthPolicy
 from policies.validation import LintWarning
-from trustportal.access import Need, organization_for, principal_of
+from tokens.principal import principal_of
+from trustportal.access import Need, organization_for
 
 
 def policy_json(policy: AuthPolicy, warnings: list[LintWarning] | None = None) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 `OIDCBackend` is mozilla-django-oidc's backend with the parts that must be stricter here: the
 provider comes from the sign-in that started the flow (not from global settings); discovery, the
-JWKS, the token request and userinfo all go through the outbound guard (`issuers/http.py`); the ID
+JWKS, the token request and userinfo all go through the outbound guard (`outbound/`); the ID
 token is verified by `signin.idtoken` (signature, iss, aud, exp, nonce); users are matched by
 (provider, sub) only; roles follow the group mapping at every sign-in.
 """
@@ -18,9 +18,10 @@ from django.utils import timezone
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.utils import import_from_settings
 
-from issuers.http import FetchError, decode_json, post
 from issuers.services import Outbound, default_outbound
 from kernel.secretbox import SecretError
+from outbound.client import decode_json, post
+from outbound.errors import FetchError
 from signin.errors import SignInRefused
 from signin.idtoken import verify_id_token
 from signin.metadata import ProviderMetadata, provider_metadata

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from issuers.devissuer import DevIssuer, SigningKey
-from issuers.http import OutboundPolicy
+from devtools.issuer import DevIssuer, SigningKey
 from issuers.services import Outbound
+from outbound.policy import OutboundPolicy
 from tests.factories import MembershipFactory, OrganizationFactory, make_token
 from tokens.usage import RedisUsageBuffer, default_buffer
 from trustportal.models import Organization, Role, User

@@ -28,7 +28,7 @@ from tokens.filters import (
     token_filters_from,
 )
 from tokens.models import AccessToken, Permission, TokenType
-from tokens.principal import Principal
+from tokens.principal import Principal, principal_of
 from tokens.schema import EXCHANGE_FILTERS
 from tokens.selectors import (
     event_for_token,
@@ -43,7 +43,7 @@ from tokens.selectors import (
     token_status,
     tokens_matching,
 )
-from trustportal.access import Need, organization_for, principal_of
+from trustportal.access import Need, organization_for
 from trustportal.models import Organization, User
 from trustportal.selectors import organizations_for_user
 

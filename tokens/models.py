@@ -93,7 +93,7 @@ class AccessToken(models.Model):
     )
     revoked_reason = models.CharField(max_length=500, blank=True)
     # What produced an exchanged token (empty for tokens created by hand). A plain id without a
-    # database constraint: deleting the issuer revokes its tokens (issuers/retirement.py) and
+    # database constraint: deleting the issuer revokes its tokens (tokens/retirement.py) and
     # they keep its id for the record.
     issuer = models.ForeignKey(
         "issuers.Issuer",

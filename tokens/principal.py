@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from tokens.models import AccessToken, Permission, TokenType
 from trustportal.models import Membership, Organization, Role, User
+
+if TYPE_CHECKING:
+    from rest_framework.request import Request
 
 
 @dataclass(frozen=True)
@@ -63,3 +67,10 @@ class Principal:
 
     def can_read_configuration(self, organization: Organization) -> bool:
         return self.role_in(organization) in (Role.ADMIN, Role.AUDITOR)
+
+
+def principal_of(request: Request) -> Principal:
+    """The access token's principal behind an API request (views run behind its authentication)."""
+    principal = request.user
+    assert isinstance(principal, Principal), "API views run behind AccessTokenAuthentication"
+    return principal

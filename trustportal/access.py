@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import Enum
+from typing import Protocol, runtime_checkable
 
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied
@@ -10,7 +11,6 @@ from django.http import Http404
 from rest_framework.request import Request
 
 from kernel.errors import Forbidden, NotFound
-from tokens.principal import Principal
 from trustportal.models import Organization, Role, User
 from trustportal.selectors import role_of
 
@@ -23,10 +23,27 @@ class Need(Enum):
     ADMIN = "admin"  # changes
 
 
-def principal_of(request: Request) -> Principal:
-    principal = request.user
-    assert isinstance(principal, Principal), "API views run behind AccessTokenAuthentication"
-    return principal
+@runtime_checkable
+class Caller(Protocol):
+    """What an API caller answers about an organization; `tokens.principal.Principal` is one.
+
+    A protocol so that the organizations layer asks without importing the tokens app above it.
+    """
+
+    def reaches(self, organization: Organization) -> bool:
+        """Whether the caller may act in the organization at all."""
+        ...
+
+    def role_in(self, organization: Organization) -> str | None:
+        """admin / auditor / member in the organization, or None."""
+        ...
+
+
+def caller_of(request: Request) -> Caller:
+    """The authenticated API caller; API views run behind the access-token authentication."""
+    caller = request.user
+    assert isinstance(caller, Caller), "API views run behind AccessTokenAuthentication"
+    return caller
 
 
 def organization_for(request: Request, login: str, need: Need) -> Organization:
@@ -36,7 +53,7 @@ def organization_for(request: Request, login: str, need: Need) -> Organization:
     the API never confirms another tenant's existence; a reachable one without the right role
     answers 403.
     """
-    principal = principal_of(request)
+    principal = caller_of(request)
     organization = Organization.objects.filter(login=login).first()
     if organization is None or not principal.reaches(organization):
         raise NotFound(f"Organization '{login}' not found.")

@@ -74,6 +74,9 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_static",
     "signin",
 ]
+# The development issuer and `make run`'s stack: never loaded by a production process.
+if TRUSTPORTAL.environment in ("development", "test"):
+    INSTALLED_APPS.append("devtools")
 
 MIDDLEWARE = [
     "trustportal.middleware.SecurityHeadersMiddleware",

@@ -21,7 +21,8 @@ from environments.durations import parse_duration
 from environments.providers.base import OpenContext, ProviderError
 from environments.providers.endpoints import REFUSED as ENDPOINT_REFUSED
 from environments.providers.endpoints import ProviderEndpoints
-from issuers.http import FetchError, decode_json
+from outbound.client import decode_json
+from outbound.errors import FetchError
 
 # ProviderError reasons (stable codes recorded with the credential issuance).
 INVALID_ARGUMENTS = "provider_arguments_invalid"

@@ -13,7 +13,7 @@ carries an ID token. So a provider may only call:
 
 The issuer networks (`TRUSTPORTAL_ISSUER_ALLOWED_NETWORKS`) play no part: they are for issuers
 the portal fetches keys from, not for places environment writers may send tokens. This module
-does not judge anything else about a request: the guarded client (`issuers/http.py`) still does
+does not judge anything else about a request: the guarded client (`outbound/client.py`) still does
 its URL, DNS, TLS, redirect, deadline and size checks.
 """
 
@@ -26,9 +26,11 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from environments.providers.base import HttpPoster
-from issuers import http
-from issuers.http import FetchError, OutboundPolicy, Resolver
 from kernel.config import ProviderEndpoint, TrustPortalConfig
+from outbound import client
+from outbound.addresses import Resolver, system_resolve
+from outbound.errors import FetchError
+from outbound.policy import OutboundPolicy
 
 SETTING = "TRUSTPORTAL_PROVIDER_ENDPOINTS"
 REFUSED = "endpoint_not_allowed"  # FetchError reason of the poster's own refusal
@@ -134,7 +136,7 @@ class ProviderEndpoints:
             f"({SETTING}); ask the portal's operator to add it"
         )
 
-    def poster(self, *, resolve: Resolver = http.system_resolve) -> HttpPoster:
+    def poster(self, *, resolve: Resolver = system_resolve) -> HttpPoster:
         """The guarded POST for providers: every URL must be official or listed, else refused.
 
         A backstop to the providers' own argument checks: no request leaves for a URL this
@@ -151,7 +153,7 @@ class ProviderEndpoints:
             policy = self.policy_for(url)
             if policy is None:
                 raise FetchError(REFUSED, f"it is not a provider endpoint allowed by {SETTING}")
-            return http.post(
+            return client.post(
                 url,
                 body=body,
                 content_type=content_type,

@@ -19,7 +19,7 @@ from audit.models import AuditAppendOnlyError, AuditEvent
 from audit.services import audit_record
 from tests.conftest import auth
 from tests.factories import PASSWORD, MembershipFactory, OrganizationFactory, make_token
-from trustportal.models import Organization, Role
+from trustportal.models import Organization, Role, User
 
 pytestmark = pytest.mark.django_db
 
@@ -276,7 +276,8 @@ def test_people_changes_are_recorded(org: Organization) -> None:
 
 def test_admin_form_changes_are_recorded_for_the_users_organizations(org: Organization) -> None:
     MembershipFactory(organization=org, role=Role.ADMIN, user__username="pat")
-    target = MembershipFactory(organization=org, role=Role.MEMBER, user__username="sam").user
+    MembershipFactory(organization=org, role=Role.MEMBER, user__username="sam")
+    target = User.objects.get(username="sam")
     browser = Client()
     assert browser.login(username="pat", password=PASSWORD)
     url = f"/admin/trustportal/user/{target.pk}/change/"

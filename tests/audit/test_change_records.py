@@ -16,10 +16,9 @@ from django.test import Client
 
 from audit.context import Actor, acting_as
 from audit.models import AuditEvent
-from issuers.devissuer import DevIssuer
+from devtools.issuer import DevIssuer
 from issuers.errors import IssuerConflict, IssuerInvalid
 from issuers.models import Issuer
-from issuers.retirement import issuer_delete, issuer_update_revoking
 from issuers.services import (
     Outbound,
     issuer_regenerate_thumbprints,
@@ -44,6 +43,7 @@ from tests.factories import PASSWORD, MembershipFactory, UserFactory
 from tokens.errors import InvalidAccessToken, TokenInvalid
 from tokens.filters import TokenFilters
 from tokens.models import AccessToken
+from tokens.retirement import issuer_delete, issuer_update_revoking
 from tokens.services import (
     token_create,
     token_create_for_organization,

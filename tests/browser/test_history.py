@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import Locator, Page, expect
 from rest_framework.test import APIClient
 
-from issuers.devissuer import DevIssuer
+from devtools.issuer import DevIssuer
 from issuers.models import Issuer
 from issuers.services import Outbound
 from tests.browser.conftest import screenshot

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from issuers.devissuer import DevIssuer, SigningKey
+from devtools.issuer import DevIssuer, SigningKey
 from issuers.models import Issuer
 from tests.browser.conftest import screenshot
 from tests.conftest import LOOPBACK

@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import Dialog, Locator, Page, expect
 from rest_framework.test import APIClient
 
-from issuers.devissuer import DevIssuer
+from devtools.issuer import DevIssuer
 from issuers.models import Issuer
 from issuers.services import Outbound, issuer_register
 from policies.models import AuthPolicy

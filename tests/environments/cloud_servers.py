@@ -29,12 +29,12 @@ from xml.sax.saxutils import escape
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from devtools.issuer import SigningKey
 from environments.providers.base import IdTokenRequest, OpenContext
 from environments.providers.endpoints import ProviderEndpoints
 from environments.signing import ActiveKey, id_token_claims, id_token_sign
-from issuers.devissuer import SigningKey
-from issuers.http import OutboundPolicy
 from kernel.config import load_config
+from outbound.policy import OutboundPolicy
 from tests.conftest import LOOPBACK
 
 LOCAL = OutboundPolicy(allow_http=True, allowed_networks=LOOPBACK)

@@ -10,10 +10,10 @@ from typing import Any
 
 from rest_framework.test import APIClient
 
+from devtools.issuer import DevIssuer
 from environments import services
 from environments.access import Actor
 from environments.models import Environment, Level
-from issuers.devissuer import DevIssuer
 from issuers.models import Issuer
 from issuers.services import Outbound, issuer_register
 from policies.models import AuthPolicy

@@ -15,6 +15,7 @@ from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from devtools.issuer import DevIssuer
 from environments import providers, services, signing
 from environments.errors import DefinitionInvalid
 from environments.evaluation import OpenCall, OpenFailed, Source, evaluate, no_imports, parse, seal
@@ -26,7 +27,6 @@ from environments.models import (
     Outcome,
 )
 from environments.providers.base import Credentials, OpenContext, ProviderError
-from issuers.devissuer import DevIssuer
 from issuers.services import Outbound
 from tests.conftest import auth
 from tests.environments.conftest import exchange, make_environment, system_actor, trust_local_issuer

@@ -17,6 +17,7 @@ from typing import Any
 import boto3  # type: ignore[import-untyped]
 import pytest
 
+from devtools.issuer import SigningKey
 from environments.providers.aws import aws_login, parse_xml, sts_endpoint
 from environments.providers.base import ProviderError
 from environments.providers.common import (
@@ -26,8 +27,7 @@ from environments.providers.common import (
     REFUSED,
     UNREACHABLE,
 )
-from issuers import http
-from issuers.devissuer import SigningKey
+from outbound.client import post as guarded_post
 from tests.environments.cloud_servers import (
     LOCAL,
     FakeSts,
@@ -265,7 +265,7 @@ def test_the_region_chooses_the_sts_endpoint(
     assert sts_endpoint(region) == endpoint
     # Through the provider: every name resolves to a closed loopback port, so the error shows
     # the URL it really tried, without any network access.
-    post = functools.partial(http.post, policy=LOCAL, resolve=lambda host, port: ["127.0.0.1"])
+    post = functools.partial(guarded_post, policy=LOCAL, resolve=lambda host, port: ["127.0.0.1"])
     context = portal.context()
     context = type(context)(**{**context.__dict__, "post": post})
     args: dict[str, Any] = {"oidc": {"roleArn": ROLE, "sessionName": "s1"}}

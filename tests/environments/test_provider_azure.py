@@ -9,6 +9,7 @@ from typing import Any
 import jwt
 import pytest
 
+from devtools.issuer import SigningKey
 from environments.providers.azure import azure_login
 from environments.providers.base import ProviderError
 from environments.providers.common import (
@@ -17,7 +18,6 @@ from environments.providers.common import (
     REFUSED,
     UNREACHABLE,
 )
-from issuers.devissuer import SigningKey
 from tests.environments.cloud_servers import (
     JWT_BEARER,
     FakeEntra,

@@ -21,8 +21,8 @@ from rest_framework.test import APIClient
 from environments import services, signing
 from environments.models import CredentialIssuance, Level, Outcome
 from environments.providers.endpoints import REFUSED, ProviderEndpoints
-from issuers.http import FetchError
 from kernel.config import ConfigError, load_config, parse_provider_endpoints
+from outbound.errors import FetchError
 from tests.conftest import LOOPBACK, auth
 from tests.environments.cloud_servers import FakeService, Reply, Request
 from tests.environments.conftest import make_environment

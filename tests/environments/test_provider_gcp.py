@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from devtools.issuer import SigningKey
 from environments.providers.base import ProviderError
 from environments.providers.common import (
     BAD_ANSWER,
@@ -17,7 +18,6 @@ from environments.providers.common import (
     UNREACHABLE,
 )
 from environments.providers.gcp import gcp_login
-from issuers.devissuer import SigningKey
 from tests.environments.cloud_servers import (
     ACCESS_TOKEN_TYPE,
     CLOUD_PLATFORM,

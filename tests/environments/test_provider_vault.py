@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
+from devtools.issuer import DevIssuer, SigningKey
 from environments.models import CredentialIssuance, Outcome
 from environments.providers.base import ProviderError
 from environments.providers.common import (
@@ -21,7 +22,6 @@ from environments.providers.common import (
     UNREACHABLE,
 )
 from environments.providers.vault import vault_login
-from issuers.devissuer import DevIssuer, SigningKey
 from issuers.services import Outbound
 from kernel.config import load_config
 from tests.conftest import auth

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from issuers.devissuer import DevIssuer, SigningKey
+from devtools.issuer import DevIssuer, SigningKey
 from issuers.models import Issuer
 from issuers.services import Outbound, issuer_register
 from policies.models import AuthPolicy

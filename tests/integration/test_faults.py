@@ -42,7 +42,7 @@ from django.db import connection, connections
 from django.test import Client
 from rest_framework.test import APIClient
 
-from issuers.devissuer import CannedResponse, DevIssuer, SigningKey
+from devtools.issuer import CannedResponse, DevIssuer, SigningKey
 from issuers.models import Issuer, IssuerKey, KeyFetch
 from issuers.services import Outbound, issuer_refresh_keys, issuer_register
 from issuers.tasks import refresh_issuer_keys

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from issuers.devissuer import DevIssuer
+from devtools.issuer import DevIssuer
 from tests.integration.conftest import database_url, process_env
 from tests.integration.test_faults import PrivateRedis, free_port
 from tests.tokens import conftest as tokens_conftest

@@ -18,8 +18,8 @@ from typing import Any
 import jwt
 import pytest
 
+from devtools.issuer import DevIssuer
 from environments import signing
-from issuers.devissuer import DevIssuer
 from issuers.services import Outbound, issuer_register
 from policies.models import AuthPolicy
 from policies.services import policy_update

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from issuers.devissuer import SigningKey
+from devtools.issuer import SigningKey
 from issuers.models import Issuer
 from tests.conftest import auth
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory, make_token

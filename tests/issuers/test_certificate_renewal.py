@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from devtools.issuer import DevIssuer, SigningKey
 from issuers import tasks
-from issuers.devissuer import DevIssuer, SigningKey
 from issuers.models import Issuer
 from issuers.selectors import issuer_warnings
 from issuers.services import default_outbound, issuer_register

@@ -1,4 +1,4 @@
-"""Tests for issuers.http, the outbound HTTP guard, against real sockets on 127.0.0.1.
+"""Tests for the outbound client, the outbound HTTP guard, against real sockets on 127.0.0.1.
 
 Nothing in the client is mocked: a threaded HTTP(S) server records every request it gets,
 a spy on socket.connect records every outbound connection, and resolvers are injected.
@@ -27,16 +27,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from issuers.http import (
-    DEFAULT_MAX_BYTES,
-    FetchError,
-    FetchResult,
-    OutboundPolicy,
-    check_url,
-    fetch_json,
-    normalize_thumbprint,
-    parse_cache_control_max_age,
-)
+from outbound.cachecontrol import parse_cache_control_max_age
+from outbound.client import FetchResult, check_url, fetch_json
+from outbound.errors import FetchError
+from outbound.policy import DEFAULT_MAX_BYTES, OutboundPolicy
+from outbound.transport import normalize_thumbprint
 from tests.issuers.tls import TLSMaterial, make_tls_material
 
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)
@@ -386,7 +381,7 @@ def test_private_resolution_message_does_not_name_the_address(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     resolver = FakeResolver({"evil.test": ["10.0.0.5"]})
-    with caplog.at_level(logging.WARNING, logger="issuers.http"):
+    with caplog.at_level(logging.WARNING, logger="outbound"):
         error = refused(lambda: fetch_json("https://evil.test/", policy=STRICT, resolve=resolver))
     assert error.reason == "address_not_allowed"
     assert error.message == "evil.test resolves to a non-public address, which is not allowed"

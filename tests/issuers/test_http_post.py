@@ -1,4 +1,4 @@
-"""`issuers.http.post` and `decode_json`: the guard's POST, against a local server."""
+"""`outbound.client.post` and `decode_json`: the guard's POST, against a local server."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from issuers.http import FetchError, OutboundPolicy, decode_json, post
+from outbound.client import decode_json, post
+from outbound.errors import FetchError
+from outbound.policy import OutboundPolicy
 from tests.conftest import LOOPBACK
 from tests.environments.cloud_servers import FakeService, Reply, Request
 

@@ -9,7 +9,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from issuers.devissuer import SigningKey
+from devtools.issuer import SigningKey
 from issuers.jwks import JwksError, parse_jwks
 
 

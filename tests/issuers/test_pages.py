@@ -14,7 +14,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from issuers.devissuer import CannedResponse, DevIssuer, SigningKey
+from devtools.issuer import CannedResponse, DevIssuer, SigningKey
 from issuers.models import Issuer, IssuerKey, KeyFetch
 from issuers.services import Outbound, issuer_register
 from issuers.views import known_provider

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from issuers.devissuer import CannedResponse, DevIssuer, SigningKey
+from devtools.issuer import CannedResponse, DevIssuer, SigningKey
 from issuers.errors import IssuerInvalid
-from issuers.http import OutboundPolicy
 from issuers.models import Issuer
 from issuers.services import (
     Outbound,
@@ -18,6 +17,7 @@ from issuers.services import (
     issuer_regenerate_thumbprints,
     issuer_register,
 )
+from outbound.policy import OutboundPolicy
 from tests.conftest import LOOPBACK
 from tests.issuers.tls import TLSMaterial, make_tls_material
 

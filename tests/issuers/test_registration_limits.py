@@ -10,8 +10,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from devtools.issuer import CannedResponse, DevIssuer, SigningKey
 from issuers import limits
-from issuers.devissuer import CannedResponse, DevIssuer, SigningKey
 from issuers.errors import IssuerBusy, IssuerInvalid
 from issuers.models import Issuer
 from issuers.services import issuer_preview, issuer_register, web_outbound

@@ -11,7 +11,7 @@ import time_machine
 from cryptography.hazmat.primitives.asymmetric import ec
 from django.utils import timezone
 
-from issuers.devissuer import CannedResponse, DevIssuer, SigningKey
+from devtools.issuer import CannedResponse, DevIssuer, SigningKey
 from issuers.errors import IssuerConflict, IssuerInvalid, KeyLookupError
 from issuers.keys import get_verification_key
 from issuers.models import Issuer, IssuerKey, KeyFetch

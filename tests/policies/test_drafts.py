@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from issuers.devissuer import DevIssuer
+from devtools.issuer import DevIssuer
 from issuers.services import Outbound, issuer_register
 from policies.drafts import draft_discard, draft_publish, draft_restart, draft_stage
 from policies.errors import (

@@ -15,7 +15,7 @@ from django.test.html import Element, parse_html
 from django.urls import reverse
 from django.utils import timezone
 
-from issuers.devissuer import DevIssuer, SigningKey
+from devtools.issuer import DevIssuer, SigningKey
 from issuers.services import Outbound, issuer_register
 from policies.drafts import draft_stage
 from policies.errors import PolicyInvalid

@@ -23,7 +23,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from issuers.devissuer import SigningKey, b64url
+from devtools.issuer import SigningKey, b64url
 from tests.security.reporting import record_summary
 from tests.tokens import conftest as tokens_conftest
 from tests.tokens import test_verification as battery

@@ -19,7 +19,7 @@ import pytest
 from django.db import connection
 from rest_framework.test import APIClient
 
-from issuers.devissuer import DevIssuer, sign_jws
+from devtools.issuer import DevIssuer, sign_jws
 from tests.tokens import conftest as tokens_conftest
 from tests.tokens.conftest import AUDIENCE, REQUESTED, exchange_body
 from tokens.format import hash_token

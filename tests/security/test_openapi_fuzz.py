@@ -32,7 +32,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 import issuers.services
-from issuers.devissuer import SigningKey
+from devtools.issuer import SigningKey
 from issuers.services import Outbound, outbound_policy
 from tests.security.test_tenant_matrix import MARK, World, build_world
 from tokens.models import AccessToken

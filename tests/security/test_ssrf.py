@@ -17,11 +17,12 @@ from typing import Any
 
 import pytest
 
-from issuers.devissuer import CannedResponse, DevIssuer
+from devtools.issuer import CannedResponse, DevIssuer
 from issuers.errors import IssuerInvalid
-from issuers.http import DEFAULT_MAX_BYTES, OutboundPolicy, check_url, fetch_json
 from issuers.models import Issuer, IssuerKey
 from issuers.services import Outbound, issuer_refresh_keys, issuer_register
+from outbound.client import check_url, fetch_json
+from outbound.policy import DEFAULT_MAX_BYTES, OutboundPolicy
 from tests.conftest import LOOPBACK
 from tests.issuers import test_http as guard_tests
 from tests.issuers import test_registration_guard as registration_tests

@@ -35,9 +35,9 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.urls.resolvers import RegexPattern, RoutePattern
 from django.utils import timezone
 
+from devtools.issuer import SigningKey
 from environments import services as env_services
 from environments.models import Environment, Level
-from issuers.devissuer import SigningKey
 from issuers.models import Issuer
 from issuers.services import Outbound, issuer_register
 from notifications.services import webhook_create

@@ -23,7 +23,7 @@ import pytest
 from pulumi_cloud_sdk import ApiClient, Configuration
 from pulumi_cloud_sdk.apis import MiscellaneousApi, UsersApi
 
-from issuers.devissuer import DevIssuer
+from devtools.issuer import DevIssuer
 from issuers.services import Outbound, issuer_register
 from policies.models import AuthPolicy
 from policies.services import policy_update

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from issuers.devissuer import DevIssuer
+from devtools.issuer import DevIssuer
 from issuers.models import Issuer
 from tests.tokens.conftest import AUDIENCE, exchange_body
 from tokens.models import ExchangeEvent

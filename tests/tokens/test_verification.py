@@ -30,7 +30,7 @@ from cryptography.x509.oid import NameOID
 from django.conf import settings as django_settings
 from django.utils import timezone
 
-from issuers.devissuer import CannedResponse, DevIssuer, SigningKey, b64url, sign_jws
+from devtools.issuer import CannedResponse, DevIssuer, SigningKey, b64url, sign_jws
 from issuers.models import Issuer
 from issuers.services import Outbound, issuer_refresh_keys, issuer_register
 from tests.factories import OrganizationFactory

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
+from devtools.demo import demo_seed
+from devtools.management.commands.devstack import try_it_commands
 from issuers.models import Issuer
 from tests.tokens.conftest import AUDIENCE, exchange_body
-from trustportal.demo import demo_seed
-from trustportal.management.commands.devstack import try_it_commands
 from trustportal.models import Organization, User
 
 pytestmark = pytest.mark.django_db

@@ -16,14 +16,14 @@ from django.utils import timezone
 from kombu import Connection
 from rest_framework.test import APIClient
 
-from issuers.devissuer import DevIssuer
+from devtools.demo import DEMO_ISSUER_NAME, demo_seed
+from devtools.issuer import DevIssuer
+from devtools.management.commands.devstack import worker_argv
 from issuers.models import Issuer
 from tests.factories import OrganizationFactory, make_token
 from tests.tokens.conftest import AUDIENCE, exchange_body
 from tokens.format import hash_token
 from tokens.models import AccessToken
-from trustportal.demo import DEMO_ISSUER_NAME, demo_seed
-from trustportal.management.commands.devstack import worker_argv
 from trustportal.settings import filesystem_broker_options
 
 REPO = Path(__file__).resolve().parents[2]

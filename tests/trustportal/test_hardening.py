@@ -23,8 +23,8 @@ import time_machine
 from django.test import Client
 from django.urls import reverse
 
+from devtools.issuer import SigningKey
 from environments.models import Environment
-from issuers.devissuer import SigningKey
 from issuers.models import Issuer
 from issuers.services import Outbound, issuer_register
 from tests.environments.conftest import make_environment

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from issuers.devissuer import GITHUB_LIKE_CLAIMS, CannedResponse, DevIssuer
+from devtools.issuer import GITHUB_LIKE_CLAIMS, CannedResponse, DevIssuer
 from issuers.models import Issuer
 from issuers.services import Outbound, issuer_register
 from policies.models import AuthPolicy
@@ -36,8 +36,10 @@ from policies.validation import lint_definitions, validate_definitions
 from tests.factories import OrganizationFactory, RunnerFactory, TeamFactory
 from tokens.models import ExchangeEvent
 from tokens.usage import default_buffer
-from trustportal import login
 from trustportal.models import Organization
+from trustportal_login.bundle import build
+from trustportal_login.cli import main
+from trustportal_login.sources import unverified_claims
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -46,7 +48,6 @@ pytestmark = [
 
 ROOT = Path(__file__).resolve().parents[2]
 CI_DOCS = ROOT / "docs" / "ci"
-CLIENT = ROOT / "trustportal" / "login.py"
 AUDIENCE = "urn:pulumi:org:acme"
 CIRCLECI_ORG_ID = "4b3e6c34-7d1a-4c0a-9a4e-2f3b5c6d7e8f"
 REGISTERED = ("iss", "aud", "iat", "nbf", "exp", "jti")
@@ -103,7 +104,7 @@ def run_login(
     run: Any = None,
 ) -> Ran:
     out, err = io.StringIO(), io.StringIO()
-    code = login.main(
+    code = main(
         args,
         environ=environ,
         stdin=io.StringIO(stdin),
@@ -357,12 +358,15 @@ def test_stdin(live_server, local_issuer, trust) -> None:
     assert whoami(live_server.url, token)["githubLogin"] == "acme-bot"
 
 
-def test_the_single_file_runs_without_site_packages(live_server, local_issuer, trust) -> None:
-    """What the docs show: the file copied into a repository, run by any Python 3.11."""
+def test_the_single_file_runs_without_site_packages(
+    live_server, local_issuer, trust, tmp_path
+) -> None:
+    """What the docs show: the one-file build copied into a repository, run by any Python 3.11."""
+    client = build(tmp_path / "trustportal-login")
     trust("kubernetes")
     id_token = local_issuer.mint(platform_claims("kubernetes-eks"), audience=AUDIENCE)
     finished = subprocess.run(
-        [sys.executable, "-I", "-S", str(CLIENT), *STDIN_ARGS],
+        [sys.executable, "-I", "-S", str(client), *STDIN_ARGS],
         input=id_token,
         capture_output=True,
         text=True,
@@ -608,10 +612,10 @@ def test_a_redirect_from_githubs_endpoint_is_not_followed(live_server, local_iss
 
 
 def test_unverified_claims_never_raise() -> None:
-    assert login.unverified_claims("a.b.c") is None
-    assert login.unverified_claims("a.%%%.c") is None
-    assert login.unverified_claims("nodots") is None
-    payload = login.unverified_claims("x.eyJhdWQiOiJhIn0.y")
+    assert unverified_claims("a.b.c") is None
+    assert unverified_claims("a.%%%.c") is None
+    assert unverified_claims("nodots") is None
+    payload = unverified_claims("x.eyJhdWQiOiJhIn0.y")
     assert payload == {"aud": "a"}
 
 

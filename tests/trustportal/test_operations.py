@@ -13,7 +13,7 @@ import pytest
 from django.test import Client
 from rest_framework.test import APIClient
 
-from issuers.devissuer import DevIssuer
+from devtools.issuer import DevIssuer
 from kernel.clientaddr import client_address
 from kernel.config import ConfigError, load_config
 from kernel.logs import logging_config

@@ -16,9 +16,9 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from devtools.demo import DEMO_ORG, demo_seed
 from issuers.services import Outbound, outbound_policy
 from kernel.config import load_config
-from trustportal.demo import DEMO_ORG, demo_seed
 
 DEV_DEFAULTS = {
     "TRUSTPORTAL_ENV": "development",

@@ -11,7 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from issuers.devissuer import DevIssuer, load_keys, load_request_token
+from devtools.issuer import DevIssuer, load_keys, load_request_token
 
 
 def _state_dir() -> Path:

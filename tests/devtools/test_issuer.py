@@ -13,7 +13,7 @@ import pytest
 from django.core.management import call_command
 from django.test import override_settings
 
-from issuers.devissuer import DevIssuer, SigningKey, sign_jws
+from devtools.issuer import DevIssuer, SigningKey, sign_jws
 
 
 def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict, dict]:
@@ -106,7 +106,7 @@ def test_request_log_records_every_request(local_issuer: DevIssuer) -> None:
 
 
 def test_canned_responses_replace_documents(local_issuer: DevIssuer) -> None:
-    from issuers.devissuer import CannedResponse
+    from devtools.issuer import CannedResponse
 
     local_issuer.canned["/.well-known/jwks"] = CannedResponse(status=500, body=b'{"x":1}')
     status, _, body = get(f"{local_issuer.url}/.well-known/jwks")
