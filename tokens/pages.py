@@ -60,6 +60,7 @@ from tokens.selectors import (
     top_deny_reasons,
     top_subjects,
 )
+from tokens.trace import event_trace
 from trustportal.access import Need, organization_for_user
 from trustportal.models import Organization, Role, User
 
@@ -275,7 +276,7 @@ def event_detail(request: HttpRequest, org: str, event_id: int) -> HttpResponse:
             "issuer": issuer,
             "repository": repository_of(event),
             "claims": _claim_rows(event.claims),
-            "trace": event.trace if isinstance(event.trace, list) else [],
+            "trace": event_trace(event),
             "token": token,
             "token_status": token_status(token, now) if token is not None else None,
             "policy_url": (
