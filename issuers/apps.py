@@ -22,3 +22,6 @@ class IssuersConfig(AppConfig):
         post_save.connect(
             _count_key_fetch, sender="issuers.KeyFetch", dispatch_uid="count-key-fetch"
         )
+        from issuers import epoch
+
+        epoch.connect("issuers.Issuer", "issuers.IssuerKey")

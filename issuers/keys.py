@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -14,6 +13,7 @@ from django.utils import timezone
 from issuers.errors import KeyLookupError
 from issuers.jwks import KID_PATTERN, algorithm_fits_key, load_public_key
 from issuers.models import Issuer, IssuerKey
+from kernel.ttlcache import TTLCache
 
 STALE_AFTER = timedelta(days=7)
 # Warn this long before the last good key set goes stale.
@@ -31,9 +31,11 @@ class CachedKey:
 
 
 # Per process: issuer id -> (keys_version, {kid: key}); parsed key objects by (issuer, kid, alg).
-_keys_cache: dict[Any, tuple[int, dict[str, CachedKey]]] = {}
-_objects_cache: dict[tuple[Any, int, str, str], Any] = {}
-_lock = threading.Lock()
+# The version in the issuer row decides which entry is live; old versions age out.
+_keys_cache: TTLCache[Any, tuple[int, dict[str, CachedKey]]] = TTLCache(
+    ttl=None, max_entries=10_000
+)
+_objects_cache: TTLCache[tuple[Any, int, str, str], Any] = TTLCache(ttl=None, max_entries=10_000)
 
 
 def issuer_health_problem(issuer: Issuer, now: datetime) -> str | None:
@@ -62,8 +64,7 @@ def _active_keys(issuer: Issuer) -> dict[str, CachedKey]:
     keys = {
         row.kid: CachedKey(row.kid, row.kty, row.alg, row.jwk.get("crv"), row.jwk) for row in rows
     }
-    with _lock:
-        _keys_cache[issuer.pk] = (issuer.keys_version, keys)
+    _keys_cache.set(issuer.pk, (issuer.keys_version, keys))
     return keys
 
 
@@ -72,10 +73,7 @@ def _key_object(issuer: Issuer, key: CachedKey, alg: str) -> Any:
     found = _objects_cache.get(cache_key)
     if found is None:
         found = load_public_key(key.jwk, alg)
-        with _lock:
-            if len(_objects_cache) > 10_000:
-                _objects_cache.clear()
-            _objects_cache[cache_key] = found
+        _objects_cache.set(cache_key, found)
     return found
 
 

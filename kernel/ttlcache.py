@@ -34,22 +34,25 @@ class TTLCache(Generic[K, V]):
         self._entries: OrderedDict[K, tuple[float, V]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: K) -> V | None:
-        """The live value for `key`, or None (an expired entry is dropped)."""
+    def get(self, key: K, *, clock: Callable[[], float] | None = None) -> V | None:
+        """The live value for `key`, or None (an expired entry is dropped).
+
+        `clock` replaces the cache's clock for this call (a caller with its own injected clock).
+        """
         with self._lock:
             entry = self._entries.get(key)
             if entry is None:
                 return None
             stored, value = entry
-            if self.ttl is not None and self._clock() - stored >= self.ttl:
+            if self.ttl is not None and (clock or self._clock)() - stored >= self.ttl:
                 del self._entries[key]
                 return None
             self._entries.move_to_end(key)
             return value
 
-    def set(self, key: K, value: V) -> None:
+    def set(self, key: K, value: V, *, clock: Callable[[], float] | None = None) -> None:
         with self._lock:
-            self._entries[key] = (self._clock(), value)
+            self._entries[key] = ((clock or self._clock)(), value)
             self._entries.move_to_end(key)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)

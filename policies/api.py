@@ -12,9 +12,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from exchange import simulation
 from kernel.errors import BadRequest, NotFound
 from kernel.wire import iso_time, json_object
-from policies import selectors, services, simulation
+from policies import selectors, services
 from policies.models import AuthPolicy
 from policies.validation import LintWarning
 from tokens.principal import principal_of

@@ -17,8 +17,9 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from exchange import simulation
 from kernel.errors import BadRequest
-from policies import drafts, selectors, simulation
+from policies import drafts, selectors
 from policies.diffs import DiffLine, definitions_diff
 from policies.errors import (
     ConfirmationRequired,

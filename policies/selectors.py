@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import threading
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import QuerySet
 
+from kernel.ttlcache import TTLCache
 from policies.matching import CompiledPolicy, compile_policy
 from policies.models import AuthPolicy, AuthPolicyVersion, PolicyDraft
 from trustportal.models import Organization
 
-_compiled: dict[tuple[Any, int], CompiledPolicy] = {}
-_lock = threading.Lock()
 MAX_CACHED = 5000
+# (policy id, version) -> compiled policy. A version never changes, so entries never expire.
+_compiled: TTLCache[tuple[Any, int], CompiledPolicy] = TTLCache(ttl=None, max_entries=MAX_CACHED)
 
 
 def policy_of(organization: Organization, policy_id: object) -> AuthPolicy | None:
@@ -64,10 +64,7 @@ def compiled_policy(policy_id: Any, version: int, definitions: Any = None) -> Co
             .get()
         )
     found = compile_policy(definitions)
-    with _lock:
-        if len(_compiled) >= MAX_CACHED:
-            _compiled.clear()
-        _compiled[key] = found
+    _compiled.set(key, found)
     return found
 
 

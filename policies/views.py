@@ -26,8 +26,9 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from exchange import simulation
 from kernel.errors import BadRequest, NotFound
-from policies import drafts, selectors, services, simulation
+from policies import drafts, selectors, services
 from policies.diffs import DiffLine, definitions_diff
 from policies.draft_views import draft_panel
 from policies.errors import DraftChanged, PolicyInvalid

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from exchange.verification import check_claims, check_header, decode_unverified, verify_signature
 from issuers.jwks import ParsedKey, algorithm_fits_key, load_public_key
 from signin.errors import SignInRefused
 from tokens.errors import InvalidRequest
-from tokens.verification import check_claims, check_header, decode_unverified, verify_signature
 
 MAX_SUBJECT_LENGTH = 255
 

@@ -33,13 +33,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(autouse=True)
 def _fresh_process_caches() -> Iterator[None]:
     """Per-process caches keyed by database ids must not leak between tests (ids get reused)."""
-    from tokens import exchange
+    from exchange.store import forget_cached
     from tokens.selectors import forget_cached_tokens
 
-    exchange._organizations.clear()
+    forget_cached()
     forget_cached_tokens()
     yield
-    exchange._organizations.clear()
+    forget_cached()
     forget_cached_tokens()
 
 

@@ -17,6 +17,7 @@ from django.http import StreamingHttpResponse
 from kernel.csvsafe import csv_rows
 from kernel.wire import iso_time
 from tokens.models import ExchangeEvent
+from tokens.trace import event_trace
 
 EXPORT_CHUNK = 2_000
 EXPORT_FORMATS = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
@@ -86,7 +87,7 @@ def event_json(event: ExchangeEvent, *, trace: bool = True) -> dict[str, Any]:
         "claims": event.claims,
     }
     if trace:
-        body["trace"] = event.trace
+        body["trace"] = event_trace(event)
     return body
 
 

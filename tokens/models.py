@@ -320,7 +320,7 @@ class ExchangeEvent(models.Model):
 class UsedJti(models.Model):
     """A consumed `jti` of a single-use issuer: the durable replay record (SHA-256 of the jti).
 
-    Claimed by `tokens.replay.claim_jti` in one INSERT … ON CONFLICT; purged after `expires`.
+    Claimed by `exchange.replay.claim_jti` in one INSERT … ON CONFLICT; purged after `expires`.
     """
 
     issuer_id = models.UUIDField()

@@ -54,6 +54,7 @@ from tokens.selectors import (
     token_status,
     tokens_matching,
 )
+from tokens.trace import event_trace
 from trustportal.access import Need, organization_for_user
 from trustportal.models import Organization, Role, User
 
@@ -210,7 +211,7 @@ def event_detail(request: HttpRequest, org: str, event_id: int) -> HttpResponse:
             "issuer": issuer,
             "repository": repository_of(event),
             "claims": claim_rows(event.claims),
-            "trace": trace_rows(event.trace),
+            "trace": trace_rows(event_trace(event)),
             "token": token,
             "token_status": token_status(token, now) if token is not None else None,
             "policy_url": (

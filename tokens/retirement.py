@@ -46,6 +46,9 @@ def issuer_tokens_revoke(
     Joins the caller's transaction when there is one.
     """
     with transaction.atomic():
+        # Lock the issuer first: an exchange recording a token waits (its INSERT takes a share
+        # lock on the row, exchange/recording.py), so no token of it commits after this revoke.
+        list(Issuer.objects.select_for_update().filter(pk=issuer.pk).values_list("pk"))
         revoked = revoke_lineage(
             roots=_minted_by(issuer), now=now or timezone.now(), by=by, reason=reason
         )

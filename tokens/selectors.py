@@ -13,6 +13,7 @@ from django.db.models.fields.json import KT
 from django.db.models.functions import TruncDate
 
 from kernel.paging import Page, keyset_page
+from kernel.ttlcache import TTLCache
 from policies.matching import compile_pattern
 from tokens.errors import InvalidAccessToken
 from tokens.filters import EventFilters, TokenFilters
@@ -32,7 +33,9 @@ LINEAGE_BATCH = 1000
 # process's own entries at once; other processes see them within the 5 s.
 AUTH_CACHE_SECONDS = 5.0
 AUTH_CACHE_MAX = 10_000
-_recent_tokens: dict[str, tuple[float, AccessToken]] = {}
+_recent_tokens: TTLCache[str, AccessToken] = TTLCache(
+    ttl=AUTH_CACHE_SECONDS, max_entries=AUTH_CACHE_MAX
+)
 
 
 def forget_cached_tokens() -> None:
@@ -41,19 +44,16 @@ def forget_cached_tokens() -> None:
 
 
 def _token_by_hash(digest: str, clock: Callable[[], float]) -> AccessToken | None:
-    now = clock()
-    cached = _recent_tokens.get(digest)
-    if cached is not None and now - cached[0] < AUTH_CACHE_SECONDS:
-        return cached[1]
+    cached = _recent_tokens.get(digest, clock=clock)
+    if cached is not None:
+        return cached
     token = (
         AccessToken.objects.select_related("organization", "team", "user", "runner")
         .filter(token_hash=digest)
         .first()
     )
     if token is not None:  # unknown hashes are never cached: random guesses cannot fill it
-        if len(_recent_tokens) >= AUTH_CACHE_MAX:
-            _recent_tokens.clear()
-        _recent_tokens[digest] = (now, token)
+        _recent_tokens.set(digest, token, clock=clock)
     return token
 
 

@@ -1,9 +1,8 @@
 from django.urls import path
 
-from tokens import api, views
+from tokens import api
 
 urlpatterns = [
-    path("oauth/token", views.token_exchange, name="oauth-token"),
     path("user", api.CurrentUserApi.as_view(), name="api-user"),
     path("user/tokens", api.UserTokenListApi.as_view(), name="api-user-tokens"),
     path("user/tokens/<str:token_id>", api.UserTokenApi.as_view(), name="api-user-token"),

@@ -7,10 +7,12 @@ from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularJSONAPIView
 
+from exchange.views import token_exchange
 from signin.views import PortalLoginView
 from trustportal import people, views
 
 api_patterns: list[URLPattern | URLResolver] = [
+    path("oauth/token", token_exchange, name="oauth-token"),
     path("", include("tokens.urls")),
     path("", include("trustportal.api_urls")),
     path("", include("issuers.urls")),

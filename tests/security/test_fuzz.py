@@ -39,11 +39,7 @@ from environments.evaluation import (
     evaluate,
     parse,
 )
-from kernel.secretbox import DecryptFailed
-from kernel.strictjson import check_text
-from tests.security.reporting import record_summary
-from tokens.errors import InvalidRequest, OAuthError
-from tokens.request import (
+from exchange.request import (
     GRANT_TYPE,
     MAX_FIELD_CHARS,
     REQUESTED_PREFIX,
@@ -53,7 +49,11 @@ from tokens.request import (
     parse_request,
     read_body,
 )
-from tokens.verification import UnverifiedToken, check_header, decode_unverified
+from exchange.verification import UnverifiedToken, check_header, decode_unverified
+from kernel.secretbox import DecryptFailed
+from kernel.strictjson import check_text
+from tests.security.reporting import record_summary
+from tokens.errors import InvalidRequest, OAuthError
 
 EXAMPLES = 200
 BOMB_EXAMPLES = 40  # each one parses up to the 10,000-node limit

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from exchange.verification import check_header, decode_segment, split_compact, verify_signature
 from issuers.errors import KeyLookupError
 from issuers.jwks import JwksError, load_public_key, parse_jwks
 from issuers.keys import CachedKey, check_algorithm, check_key_algorithm
 from issuers.models import DEFAULT_ALGORITHMS
 from tokens.errors import InvalidRequest
-from tokens.verification import check_header, decode_segment, split_compact, verify_signature
 
 VECTORS = Path(__file__).resolve().parent / "vectors" / "wycheproof"
 ACCEPTED = "accepted"

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
+from exchange.bounded import MAX_BYTES, MAX_DEPTH, TRUNCATED, bound_claims
 from tests.tokens.conftest import AUDIENCE, exchange_body
-from tokens.bounded import MAX_BYTES, MAX_DEPTH, TRUNCATED, bound_claims
 from tokens.models import ExchangeEvent
 
 

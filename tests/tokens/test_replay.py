@@ -10,8 +10,8 @@ import pytest
 from django.core.cache import cache
 from django.utils import timezone
 
+from exchange.replay import claim_jti
 from tokens.models import UsedJti
-from tokens.replay import claim_jti
 
 pytestmark = pytest.mark.django_db
 

@@ -991,7 +991,7 @@ EXTRA_CASES = {
 def reason_codes_in_source() -> set[str]:
     """Every literal reason code the verification code can raise (plus its f-string ones)."""
     codes: set[str] = set()
-    for path in ("tokens/verification.py", "issuers/keys.py"):
+    for path in ("exchange/verification.py", "issuers/keys.py"):
         source = (ROOT / path).read_text()
         codes |= set(re.findall(r'(?:InvalidRequest|KeyLookupError)\(\s*"([a-z0-9_]+)"', source))
     # _numeric raises f"missing_{name}" / f"bad_{name}": exp and iat are required, nbf is not.

@@ -6,6 +6,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from exchange.minting import granted_lifetime
+from exchange.request import TOKEN_TYPES, scope_name
+from exchange.verification import check_header, decode_unverified, verify_signature
 from issuers.errors import KeyLookupError
 from issuers.keys import get_verification_key
 from kernel.errors import BadRequest
@@ -15,10 +18,7 @@ from policies.models import AuthPolicy
 from policies.selectors import compiled_policy
 from policies.validation import validate_definitions
 from tokens.errors import OAuthError
-from tokens.minting import granted_lifetime
 from tokens.models import ExchangeEvent
-from tokens.request import TOKEN_TYPES, scope_name
-from tokens.verification import check_header, decode_unverified, verify_signature
 
 REPLAY_DEFAULT = 500
 REPLAY_MAX = 5000

@@ -7,9 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from exchange.request import DEFAULT_EXPIRATION, ExchangeRequest
 from policies.matching import Grant
 from tokens.format import display_prefix, generate_token, hash_token
-from tokens.request import DEFAULT_EXPIRATION, ExchangeRequest
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 
 from django.db import connection
 
+from exchange.ratelimit import WINDOW_SECONDS
 from tokens.models import RateLimitedWindow
-from tokens.ratelimit import WINDOW_SECONDS
 
 _sql: str | None = None
 

@@ -1,4 +1,4 @@
-"""`POST /api/oauth/token`: a lean view around `tokens.exchange.exchange`."""
+"""`POST /api/oauth/token`: a lean view around `exchange.pipeline.exchange`."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from exchange.pipeline import Caller, exchange
+from exchange.request import MAX_BODY_BYTES
 from kernel.clientaddr import client_ip
 from kernel.metrics import observe_exchange
 from tokens.errors import OAuthError, TemporarilyUnavailable
-from tokens.exchange import Caller, exchange
-from tokens.request import MAX_BODY_BYTES
 from trustportal.middleware import DATABASE_UNAVAILABLE, close_database_connections
 
 logger = logging.getLogger(__name__)

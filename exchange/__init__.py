@@ -1,0 +1,1 @@
+"""The token exchange: one use case on top of the domain apps (issuers, policies, tokens)."""
