@@ -21,14 +21,14 @@ from tokens import errors
 from tokens.reasons import REASONS, explain
 
 ROOT = Path(__file__).resolve().parents[2]
-APPS = ("tokens", "issuers", "policies", "trustportal", "environments")
+APPS = ("tokens", "exchange", "issuers", "policies", "trustportal", "environments")
 ERROR_CLASSES = {
     name
     for name, value in vars(errors).items()
     if isinstance(value, type) and issubclass(value, errors.OAuthError)
 } | {"KeyLookupError"}
-# Calls that record an exchange event with a `reason=` keyword (`_Attempt.event`).
-EVENT_BUILDERS = {"event"}
+# Calls that build an exchange event with a `reason=` keyword (`exchange.pipeline.event_row`).
+EVENT_BUILDERS = {"event_row"}
 # Codes built from a template: every value the template takes in the code.
 TEMPLATES = {
     "missing_{name}": {"missing_exp", "missing_iat"},  # nbf is optional
