@@ -19,7 +19,7 @@ _REASONS = {
     "malformed_body": "The body is not valid JSON or form data, or has unusable fields.",
     "unsupported_media_type": "Send application/json or application/x-www-form-urlencoded.",
     "unstorable_text": "The request holds a NUL character or a lone surrogate (never stored).",
-    "untrusted_token": "Told to callers for an unknown org or issuer, a disabled one, another aud.",
+    "untrusted_token": "Unknown organization or issuer, disabled issuer, or another audience.",
     "field_too_large": "A request field is longer than the exchange accepts.",
     "unsupported_grant_type": "grant_type must be the RFC 8693 token-exchange grant.",
     "missing_audience": "The request names no audience (urn:pulumi:org:<organization>).",
