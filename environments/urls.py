@@ -2,7 +2,7 @@
 
 from django.urls import URLPattern, path, re_path
 
-from environments import api
+from environments import api, api_tags
 
 base = "esc/environments/<str:org>/<str:project>/<str:env>"
 
@@ -21,10 +21,14 @@ urlpatterns: list[URLPattern] = [
         name="api-esc-session",
     ),
     path(base + "/versions", api.RevisionListApi.as_view(), name="api-esc-revisions"),
-    path(base + "/versions/tags", api.RevisionTagListApi.as_view(), name="api-esc-revision-tags"),
+    path(
+        base + "/versions/tags",
+        api_tags.RevisionTagListApi.as_view(),
+        name="api-esc-revision-tags",
+    ),
     path(
         base + "/versions/tags/<str:tag>",
-        api.RevisionTagApi.as_view(),
+        api_tags.RevisionTagApi.as_view(),
         name="api-esc-revision-tag",
     ),
     path(
@@ -42,6 +46,6 @@ urlpatterns: list[URLPattern] = [
         api.VersionDecryptApi.as_view(),
         name="api-esc-version-decrypt",
     ),
-    path(base + "/tags", api.EnvironmentTagListApi.as_view(), name="api-esc-tags"),
-    path(base + "/tags/<str:tag>", api.EnvironmentTagApi.as_view(), name="api-esc-tag"),
+    path(base + "/tags", api_tags.EnvironmentTagListApi.as_view(), name="api-esc-tags"),
+    path(base + "/tags/<str:tag>", api_tags.EnvironmentTagApi.as_view(), name="api-esc-tag"),
 ]

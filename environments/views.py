@@ -21,11 +21,12 @@ from django.shortcuts import redirect, render
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from environments import access, evaluation, selectors, services
+from environments import access, definitions, grants, selectors, syntax
 from environments.access import Actor
 from environments.errors import DefinitionInvalid, EnvironmentConflict, EnvironmentInvalid
-from environments.evaluation import Diagnostic, Value
+from environments.evaluator import Evaluation
 from environments.models import Environment, Level
+from environments.syntax import Diagnostic, Value
 from kernel.errors import NotFound
 from trustportal.access import Need, organization_for_user
 from trustportal.models import Organization, Role, Runner, Team, User
@@ -155,7 +156,7 @@ def flatten(value: Value | None, at: tuple[str | int, ...] = ()) -> list[tuple[s
     if isinstance(value.value, list):
         return [row for i, item in enumerate(value.value) for row in flatten(item, (*at, i))]
     kind = "unknown" if value.unknown else "secret" if value.secret else ""
-    return [(evaluation.format_path(at), value.plain(reveal=False), kind)]
+    return [(syntax.format_path(at), value.plain(reveal=False), kind)]
 
 
 def diff_lines(before: str, after: str, *, before_name: str, after_name: str) -> list[DiffLine]:
@@ -213,7 +214,7 @@ def environment_new(request: HttpRequest, org: str) -> HttpResponse:
     form = EnvironmentCreateForm(request.POST)
     if form.is_valid():
         try:
-            environment = services.environment_create(
+            environment = definitions.environment_create(
                 organization=organization,
                 project=form.cleaned_data["project"],
                 name=form.cleaned_data["name"],
@@ -237,7 +238,7 @@ def environment_detail(request: HttpRequest, org: str, project: str, name: str) 
     latest = selectors.revision_numbered(environment, environment.revision)
     current = latest.definition if latest is not None else ""
     diagnostics: tuple[Diagnostic, ...] = ()
-    checked: evaluation.Evaluation | None = None
+    checked: Evaluation | None = None
     status = 200
     if request.method == "POST":
         form = DefinitionForm(request.POST)
@@ -248,7 +249,7 @@ def environment_detail(request: HttpRequest, org: str, project: str, name: str) 
             text = form.cleaned_data["definition"]
             if action == "save":
                 try:
-                    revision = services.environment_update(
+                    revision = definitions.environment_update(
                         environment=environment,
                         text=text,
                         actor=actor,
@@ -262,7 +263,7 @@ def environment_detail(request: HttpRequest, org: str, project: str, name: str) 
                     messages.success(request, f"Saved revision {revision.number}.")
                     return _to_detail(environment)
             else:
-                checked = services.environment_check(
+                checked = definitions.environment_check(
                     actor=actor, text=text, environment=environment
                 )
                 diagnostics = checked.diagnostics
@@ -274,7 +275,9 @@ def environment_detail(request: HttpRequest, org: str, project: str, name: str) 
         )
         shown = current
         if access.allows(level, Level.OPEN):
-            checked = services.environment_check(actor=actor, text=current, environment=environment)
+            checked = definitions.environment_check(
+                actor=actor, text=current, environment=environment
+            )
     response = render(
         request,
         "environments/detail.html",
@@ -313,7 +316,7 @@ def environment_delete(request: HttpRequest, org: str, project: str, name: str) 
     if request.POST.get("confirm") != environment.full_name:
         messages.error(request, f"Type {environment.full_name} to confirm the deletion.")
         return _to_detail(environment)
-    services.environment_delete(environment=environment)
+    definitions.environment_delete(environment=environment)
     messages.success(request, f"Deleted {environment.full_name}.")
     return redirect("environments:list", org=org)
 
@@ -377,7 +380,7 @@ def environment_permissions(
             team = Team.objects.filter(pk=pk).first() if kind == "team" else None
             runner = Runner.objects.filter(pk=pk).first() if kind == "runner" else None
             try:
-                services.grant_set(
+                grants.grant_set(
                     environment=environment,
                     team=team,
                     runner=runner,

@@ -35,7 +35,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.urls.resolvers import RegexPattern, RoutePattern
 from django.utils import timezone
 
-from environments import services as env_services
+from environments import grants, opens, tagging
 from environments.models import Environment, Level
 from issuers.devissuer import SigningKey
 from issuers.models import Issuer
@@ -420,13 +420,13 @@ def build_world(outbound: Outbound, *, victim: str = VICTIM_LOGIN) -> World:
     )
     actor = system_actor(organization)
     environment = make_environment(organization, PROJECT, ENV, text=ENV_TEXT)
-    env_services.revision_tag_create(environment=environment, name=TAG, revision=1, actor=actor)
-    env_services.environment_tag_create(
+    tagging.revision_tag_create(environment=environment, name=TAG, revision=1, actor=actor)
+    tagging.environment_tag_create(
         environment=environment, name=TAG, value=f"{MARK}-tag-value", actor=actor
     )
-    env_services.grant_set(environment=environment, team=b.team, permission=Level.OPEN)
+    grants.grant_set(environment=environment, team=b.team, permission=Level.OPEN)
     revision = environment.revisions.get(number=environment.revision)
-    session, _open_event = env_services.environment_open(
+    session, _open_event = opens.environment_open(
         environment=environment, revision=revision, actor=actor, duration=timedelta(hours=1)
     )
     event = make_event(
