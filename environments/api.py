@@ -321,7 +321,12 @@ class EnvironmentApi(EscApi):
 
     @extend_schema(request=None, responses={204: None}, operation_id="deleteEnvironment")
     def delete(self, request: Request, org: str, project: str, env: str) -> Response:
-        environment, _actor = environment_for(request, org, project, env, Level.ADMIN)
+        environment, actor = environment_for(request, org, project, env, Level.READ)
+        if not access.may_delete(actor, environment):
+            level = access.level_of(actor, environment)
+            raise Forbidden(
+                f"This needs `admin` permission on the environment; you have `{level}`."
+            )
         definitions.environment_delete(environment=environment)
         return Response(status=204)
 

@@ -19,6 +19,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
+from audit.services import audit_record
 from environments import access, evaluator, providers, sealing, selectors, syntax
 from environments.access import Actor
 from environments.errors import DefinitionInvalid, EnvironmentConflict, EnvironmentInvalid
@@ -177,8 +178,17 @@ def environment_create(
                 created=now,
                 modified=now,
                 created_by=actor.user,
+                created_by_token=actor.token,
             )
             _revision_create(environment, 1, "", actor, now)
+            audit_record(
+                event="environment-created",
+                description=f"The environment {environment} was created.",
+                organization=organization,
+                target=environment,
+                after={"project": project, "name": name},
+                now=now,
+            )
     except IntegrityError as exc:
         raise EnvironmentConflict(f"Environment '{project}/{name}' already exists.") from exc
     return environment
@@ -236,13 +246,31 @@ def environment_update(
         locked.modified = now
         locked.save(update_fields=["revision", "modified"])
         revision = _revision_create(locked, locked.revision, sealed, actor, now)
+        # The revision number only: the definition (ciphertexts included) stays out of the log.
+        audit_record(
+            event="environment-updated",
+            description=f"The environment {locked} was saved as revision {locked.revision}.",
+            organization=locked.organization,
+            target=locked,
+            before={"revision": locked.revision - 1},
+            after={"revision": locked.revision},
+            now=now,
+        )
     environment.revision, environment.modified = locked.revision, locked.modified
     return revision
 
 
 def environment_delete(*, environment: Environment) -> None:
     """Delete an environment with its revisions, tags and grants (the open record stays)."""
-    environment.delete()
+    with transaction.atomic():
+        audit_record(
+            event="environment-deleted",
+            description=f"The environment {environment} was deleted.",
+            organization=environment.organization,
+            target=environment,
+            before={"project": environment.project, "name": environment.name},
+        )
+        environment.delete()
 
 
 # --- the demo -----------------------------------------------------------------------------------

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from audit.services import audit_record
 from environments import selectors, syntax
 from environments.access import Actor
 from environments.errors import EnvironmentConflict, EnvironmentInvalid
@@ -57,7 +59,7 @@ def revision_tag_create(
     now = now or timezone.now()
     try:
         with transaction.atomic():
-            return RevisionTag.objects.create(
+            tag = RevisionTag.objects.create(
                 environment=environment,
                 name=tag_name,
                 revision=number,
@@ -66,6 +68,8 @@ def revision_tag_create(
                 editor_login=actor.login[:200],
                 editor_name=actor.display_name[:200],
             )
+            _audit("revision-tag-created", tag, environment, None, {"revision": number})
+            return tag
     except IntegrityError as exc:
         raise EnvironmentConflict(f"The revision tag '{tag_name}' already exists.") from exc
 
@@ -74,16 +78,40 @@ def revision_tag_update(
     *, tag: RevisionTag, revision: object, actor: Actor, now: datetime | None = None
 ) -> RevisionTag:
     """Point a tag at another revision."""
+    before = {"revision": tag.revision}
     tag.revision = _existing_revision(tag.environment, revision)
     tag.modified = now or timezone.now()
     tag.editor_login, tag.editor_name = actor.login[:200], actor.display_name[:200]
-    tag.save(update_fields=["revision", "modified", "editor_login", "editor_name"])
+    with transaction.atomic():
+        tag.save(update_fields=["revision", "modified", "editor_login", "editor_name"])
+        _audit("revision-tag-updated", tag, tag.environment, before, {"revision": tag.revision})
     return tag
 
 
 def revision_tag_delete(*, tag: RevisionTag) -> None:
     """Remove a revision tag (the revision stays)."""
-    tag.delete()
+    with transaction.atomic():
+        _audit("revision-tag-deleted", tag, tag.environment, {"revision": tag.revision}, None)
+        tag.delete()
+
+
+def _audit(
+    event: str,
+    tag: RevisionTag | EnvironmentTag,
+    environment: Environment,
+    before: Mapping[str, object] | None,
+    after: Mapping[str, object] | None,
+) -> None:
+    """The audit record of a tag change, in the caller's transaction."""
+    kind = "revision tag" if isinstance(tag, RevisionTag) else "tag"
+    audit_record(
+        event=event,
+        description=f"The {kind} '{tag.name}' of {environment} was {event.rsplit('-', 1)[1]}.",
+        organization=environment.organization,
+        target=tag,
+        before=before,
+        after=after,
+    )
 
 
 # --- environment tags ---------------------------------------------------------------------------
@@ -113,7 +141,7 @@ def environment_tag_create(
     now = now or timezone.now()
     try:
         with transaction.atomic():
-            return EnvironmentTag.objects.create(
+            tag = EnvironmentTag.objects.create(
                 environment=environment,
                 name=tag_name,
                 value=tag_value,
@@ -122,6 +150,8 @@ def environment_tag_create(
                 editor_login=actor.login[:200],
                 editor_name=actor.display_name[:200],
             )
+            _audit("tag-created", tag, environment, None, {"name": tag_name, "value": tag_value})
+            return tag
     except IntegrityError as exc:
         raise EnvironmentConflict(f"The tag '{tag_name}' already exists.") from exc
 
@@ -138,6 +168,7 @@ def environment_tag_update(
     """Rename and/or change a tag; 409 if `current_value` is given and no longer matches."""
     if current_value is not None and current_value != tag.value:
         raise EnvironmentConflict(f"The tag '{tag.name}' no longer has that value.")
+    before = {"name": tag.name, "value": tag.value}
     name, value = _check_label(
         new_name if new_name not in (None, "") else tag.name,
         new_value if new_value is not None else tag.value,
@@ -148,6 +179,7 @@ def environment_tag_update(
     try:
         with transaction.atomic():
             tag.save(update_fields=["name", "value", "modified", "editor_login", "editor_name"])
+            _audit("tag-updated", tag, tag.environment, before, {"name": name, "value": value})
     except IntegrityError as exc:
         raise EnvironmentConflict(f"The tag '{name}' already exists.") from exc
     return tag
@@ -155,4 +187,7 @@ def environment_tag_update(
 
 def environment_tag_delete(*, tag: EnvironmentTag) -> None:
     """Remove a key/value tag."""
-    tag.delete()
+    with transaction.atomic():
+        before = {"name": tag.name, "value": tag.value}
+        _audit("tag-deleted", tag, tag.environment, before, None)
+        tag.delete()

@@ -2,11 +2,26 @@
 
 from django.urls import URLPattern, path, re_path
 
-from environments import api, api_tags
+from environments import api, api_settings, api_tags
 
 base = "esc/environments/<str:org>/<str:project>/<str:env>"
 
 urlpatterns: list[URLPattern] = [
+    path(
+        "orgs/<str:org>/environments/settings",
+        api_settings.EnvironmentSettingsApi.as_view(),
+        name="api-env-settings",
+    ),
+    path(
+        "orgs/<str:org>/environments/roles",
+        api_settings.EnvironmentRoleListApi.as_view(),
+        name="api-env-roles",
+    ),
+    path(
+        "orgs/<str:org>/environments/roles/<str:role_id>",
+        api_settings.EnvironmentRoleApi.as_view(),
+        name="api-env-role",
+    ),
     path("esc/environments", api.AllEnvironmentsApi.as_view(), name="api-esc-all"),
     path("esc/environments/<str:org>", api.OrgEnvironmentsApi.as_view(), name="api-esc-org"),
     # Before the environment routes: `yaml/check` is reserved as an environment name.

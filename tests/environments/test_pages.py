@@ -37,6 +37,10 @@ def _fast_passwords(settings: Any) -> None:
 
 @pytest.fixture
 def world(org: Organization) -> dict[str, Any]:
+    # Members hold nothing by default here, so the pages show what team grants give.
+    grants.environment_settings_update(
+        organization=org, default_permission="none", members_can_create=False
+    )
     environment = make_environment(org, "app", "dev", DEFINITION)
     make_environment(org, "app", "hidden", "values: {x: 1}\n")
     readers = Team.objects.create(organization=org, name="readers")

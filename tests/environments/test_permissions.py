@@ -35,7 +35,7 @@ DEFINITION = "values:\n  a: 1\n  pw: {fn::secret: hunter2}\n"
 # caller → the level it should hold on app/dev (None: no access at all)
 CALLERS: dict[str, str | None] = {
     "org token, admin": Level.ADMIN,
-    "org token, standard": Level.OPEN,
+    "org token, standard": Level.WRITE,  # the organization's default permission (write)
     "org token, unknown role": None,
     "team token, read grant": Level.READ,
     "team token, open grant": Level.OPEN,
@@ -45,7 +45,7 @@ CALLERS: dict[str, str | None] = {
     "personal token, org admin": Level.ADMIN,
     "personal token, auditor": Level.READ,
     "personal token, member of the write team": Level.WRITE,
-    "personal token, member in no team": None,
+    "personal token, member in no team": Level.WRITE,  # the default permission
     "runner token, admin grant (capped)": Level.OPEN,
     "runner token, no grant": None,
     "other org's admin token": None,
@@ -163,8 +163,8 @@ def test_permission_matrix(tokens: dict[str, str], caller: str, operation: str) 
         ("team token, read grant", ["dev"]),
         ("team token, no grant", []),
         ("personal token, auditor", ["dev", "other"]),
-        ("personal token, member of the write team", ["dev"]),
-        ("personal token, member in no team", []),
+        ("personal token, member of the write team", ["dev", "other"]),  # default: write
+        ("personal token, member in no team", ["dev", "other"]),
         ("runner token, admin grant (capped)", ["dev"]),
         ("runner token, no grant", []),
     ],
@@ -193,7 +193,7 @@ def test_other_organizations_are_invisible(tokens: dict[str, str], caller: str) 
     [
         ("org token, admin", 200),
         ("personal token, org admin", 200),
-        ("org token, standard", 403),
+        ("org token, standard", 200),  # members may create, and the default is write
         ("team token, admin grant", 403),
         ("personal token, auditor", 403),
         ("runner token, admin grant (capped)", 403),
