@@ -205,3 +205,26 @@ def test_an_inline_reference_opens_the_referenced_environment_with_its_own_ident
 
     refused = evaluate(root, lambda name: "importing it needs `open` permission on it")
     assert [d.path for d in refused.diagnostics] == ["values.t"]
+
+
+def test_the_access_page_is_for_admins_to_change(
+    org: Organization, client: Any, org_admin: Any
+) -> None:
+    member = MembershipFactory(organization=org, role=Role.MEMBER).user
+    url = "/orgs/acme/environments/settings/"
+    client.force_login(member)
+    assert client.get(url).status_code in (403, 404)
+    client.force_login(org_admin)
+    assert client.get(url).status_code == 200
+    saved = client.post(url, {"default_permission": "open"})
+    assert saved.status_code == 302
+    assert AuditEvent.objects.filter(event="environment-settings-updated").count() == 1
+    role = client.post(
+        url, {"role_id": "ci", "name": "CI", "scopes": "environment:open app/prod\n"}
+    )
+    assert role.status_code == 302
+    assert "environment:open on app/prod" in client.get(url).content.decode()
+    bad = client.post(url, {"role_id": "ci", "name": "CI", "scopes": "environment:own"})
+    assert bad.status_code == 400
+    assert client.post(f"{url}roles/ci/delete/").status_code == 302
+    assert "No roles" in client.get(url).content.decode()
