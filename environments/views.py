@@ -242,31 +242,9 @@ def environment_detail(request: HttpRequest, org: str, project: str, name: str) 
     status = 200
     if request.method == "POST":
         form = DefinitionForm(request.POST)
-        action = request.POST.get("action")
-        if action == "save" and not access.allows(level, Level.WRITE):
-            raise PermissionDenied("Saving needs write permission on the environment.")
-        if form.is_valid():
-            text = form.cleaned_data["definition"]
-            if action == "save":
-                try:
-                    revision = definitions.environment_update(
-                        environment=environment,
-                        text=text,
-                        actor=actor,
-                        expected_revision=form.cleaned_data["base_revision"],
-                    )
-                except DefinitionInvalid as exc:
-                    diagnostics = exc.diagnostics
-                except (EnvironmentConflict, EnvironmentInvalid) as exc:
-                    form.add_error(None, exc.message)
-                else:
-                    messages.success(request, f"Saved revision {revision.number}.")
-                    return _to_detail(environment)
-            else:
-                checked = definitions.environment_check(
-                    actor=actor, text=text, environment=environment
-                )
-                diagnostics = checked.diagnostics
+        saved, diagnostics, checked = _post_definition(request, environment, actor, level, form)
+        if saved is not None:
+            return saved
         shown = str(form.data.get("definition", ""))
         status = 400 if diagnostics or form.errors else 200
     else:
@@ -306,6 +284,35 @@ def environment_detail(request: HttpRequest, org: str, project: str, name: str) 
         for header, value in NO_STORE.items():  # the page may echo a draft with secrets in it
             response[header] = value
     return response
+
+
+def _post_definition(
+    request: HttpRequest, environment: Environment, actor: Actor, level: str | None, form: Any
+) -> tuple[HttpResponse | None, tuple[Diagnostic, ...], Evaluation | None]:
+    """*Save* (a redirect once saved) or *Check* a posted draft: its diagnostics and values."""
+    action = request.POST.get("action")
+    if action == "save" and not access.allows(level, Level.WRITE):
+        raise PermissionDenied("Saving needs write permission on the environment.")
+    if not form.is_valid():
+        return None, (), None
+    text = form.cleaned_data["definition"]
+    if action != "save":
+        checked = definitions.environment_check(actor=actor, text=text, environment=environment)
+        return None, checked.diagnostics, checked
+    try:
+        revision = definitions.environment_update(
+            environment=environment,
+            text=text,
+            actor=actor,
+            expected_revision=form.cleaned_data["base_revision"],
+        )
+    except DefinitionInvalid as exc:
+        return None, exc.diagnostics, None
+    except (EnvironmentConflict, EnvironmentInvalid) as exc:
+        form.add_error(None, exc.message)
+        return None, (), None
+    messages.success(request, f"Saved revision {revision.number}.")
+    return _to_detail(environment), (), None
 
 
 @login_required
