@@ -9,8 +9,8 @@ from typing import Any
 
 from django.db import transaction
 
+from environments.definitions import environment_seed_demo
 from environments.models import Environment
-from environments.services import environment_seed_demo
 from issuers.models import Issuer
 from issuers.services import Outbound, issuer_preview, issuer_refresh_keys, issuer_register
 from policies.models import AuthPolicy

@@ -3,7 +3,7 @@
 The admin never edits a definition (that would bypass sealing of secrets and the revision
 history): environments are created and edited on the environment pages or through the API.
 Here org admins see environments with their revisions, change team and runner grants (saved
-through `services.grant_set`), delete environments, and read the open record.
+through `grants.grant_set`), delete environments, and read the open record.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from environments import services
+from environments import grants
 from environments.models import (
     AccessEvent,
     CredentialIssuance,
@@ -161,14 +161,14 @@ class EnvironmentAdmin(OrgScopedAdmin):
             if previous is not None and (
                 delete or (previous.team_id, previous.runner_id) != _owner_ids(data)
             ):
-                services.grant_set(
+                grants.grant_set(
                     environment=environment,
                     team=previous.team,
                     runner=previous.runner,
                     permission=None,
                 )
             if not delete:
-                services.grant_set(
+                grants.grant_set(
                     environment=environment,
                     team=data.get("team"),
                     runner=data.get("runner"),

@@ -27,11 +27,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from environments import access, evaluation, schema, selectors, services
+from environments import access, definitions, opens, schema, selectors, syntax
 from environments.access import Actor
 from environments.durations import parse_duration
 from environments.errors import DefinitionInvalid, EnvironmentInvalid
-from environments.models import Environment, EnvironmentTag, Level, Revision, RevisionTag
+from environments.models import Environment, Level, Revision
 from environments.oidc_views import request_issuer
 from kernel.clientaddr import client_ip
 from kernel.errors import BadRequest, Forbidden, NotFound
@@ -64,7 +64,7 @@ class EscApi(APIView):
 
 
 # --- shapes -------------------------------------------------------------------------------------
-def _time(value: datetime | None) -> str:
+def time_text(value: datetime | None) -> str:
     return iso_time(value) or ""
 
 
@@ -74,8 +74,8 @@ def environment_json(environment: Environment) -> dict[str, Any]:
         "organization": environment.organization.login,
         "project": environment.project,
         "name": environment.name,
-        "created": _time(environment.created),
-        "modified": _time(environment.modified),
+        "created": time_text(environment.created),
+        "modified": time_text(environment.modified),
     }
 
 
@@ -83,47 +83,10 @@ def revision_json(revision: Revision, tags: list[str]) -> dict[str, Any]:
     """Pulumi's `EnvironmentRevision`."""
     return {
         "number": revision.number,
-        "created": _time(revision.created),
+        "created": time_text(revision.created),
         "creatorLogin": revision.creator_login,
         "creatorName": revision.creator_name,
         "tags": tags,
-    }
-
-
-def revision_tag_json(tag: RevisionTag) -> dict[str, Any]:
-    """Pulumi's `EnvironmentRevisionTag`."""
-    return {
-        "name": tag.name,
-        "revision": tag.revision,
-        "created": _time(tag.created),
-        "modified": _time(tag.modified),
-        "editorLogin": tag.editor_login,
-        "editorName": tag.editor_name,
-    }
-
-
-def latest_tag_json(environment: Environment) -> dict[str, Any]:
-    """The implicit `latest` tag, shaped like a stored one."""
-    latest = selectors.revision_numbered(environment, environment.revision)
-    return {
-        "name": selectors.LATEST,
-        "revision": environment.revision,
-        "created": _time(environment.created),
-        "modified": _time(environment.modified),
-        "editorLogin": latest.creator_login if latest else "",
-        "editorName": latest.creator_name if latest else "",
-    }
-
-
-def environment_tag_json(tag: EnvironmentTag) -> dict[str, Any]:
-    """Pulumi's `EnvironmentTag`."""
-    return {
-        "name": tag.name,
-        "value": tag.value,
-        "created": _time(tag.created),
-        "modified": _time(tag.modified),
-        "editorLogin": tag.editor_login,
-        "editorName": tag.editor_name,
     }
 
 
@@ -147,7 +110,7 @@ def _caller(request: Request, org: str) -> tuple[Organization, Actor]:
     return organization, access.actor_for_principal(principal_of(request), organization)
 
 
-def _environment(
+def environment_for(
     request: Request, org: str, project: str, name: str, need: str
 ) -> tuple[Environment, Actor]:
     """The environment, if the caller holds `need` on it: 404 when they hold nothing, else 403."""
@@ -176,7 +139,7 @@ def _version(environment: Environment, version: str | None) -> Revision:
 
 def _definition_text(request: Request) -> str:
     """The raw YAML body, whatever content type the client declared (the esc CLI says JSON)."""
-    limit = evaluation.MAX_DEFINITION_BYTES
+    limit = syntax.MAX_DEFINITION_BYTES
     too_big = EnvironmentInvalid(f"The definition is larger than {limit // 1024} KiB.")
     try:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
@@ -207,7 +170,7 @@ def _expected_revision(request: Request) -> int | None:
     return int(raw)
 
 
-def _int_param(
+def int_param(
     request: Request, name: str, *, default: int | None = None, minimum: int = 0
 ) -> int | None:
     """A whole-number query parameter (ASCII digits, `minimum`..2**31-1), or `default`."""
@@ -220,8 +183,8 @@ def _int_param(
     return int(raw)
 
 
-def _request_info(request: Request) -> services.RequestInfo:
-    return services.RequestInfo(
+def _request_info(request: Request) -> definitions.RequestInfo:
+    return definitions.RequestInfo(
         request_id=str(getattr(request, "request_id", "") or ""),
         client_ip=client_ip(request._request),
         user_agent=request.headers.get("User-Agent", ""),
@@ -306,7 +269,7 @@ class OrgEnvironmentsApi(EscApi):
         if not actor.can_create:
             raise Forbidden("Creating environments needs an organization admin.")
         body = json_object(request)
-        environment = services.environment_create(
+        environment = definitions.environment_create(
             organization=organization,
             project=body.get("project", ""),
             name=body.get("name", ""),
@@ -324,7 +287,7 @@ class CheckYamlApi(EscApi):
     )
     def post(self, request: Request, org: str) -> Response:
         _organization, actor = _caller(request, org)
-        result = services.environment_check(actor=actor, text=_definition_text(request))
+        result = definitions.environment_check(actor=actor, text=_definition_text(request))
         if result.diagnostics:
             raise DefinitionInvalid(result.diagnostics)
         properties = {k: v.to_wire(reveal=False) for k, v in result.properties.items()}
@@ -336,7 +299,7 @@ class EnvironmentApi(EscApi):
 
     @extend_schema(request=None, responses=schema.YAML_RESPONSE, operation_id="getEnvironment")
     def get(self, request: Request, org: str, project: str, env: str) -> HttpResponse:
-        environment, _actor = _environment(request, org, project, env, Level.READ)
+        environment, _actor = environment_for(request, org, project, env, Level.READ)
         revision = _version(environment, None)
         return _definition_response(environment, revision, revision.definition)
 
@@ -345,8 +308,8 @@ class EnvironmentApi(EscApi):
         operation_id="updateEnvironmentYaml",
     )
     def patch(self, request: Request, org: str, project: str, env: str) -> Response:
-        environment, actor = _environment(request, org, project, env, Level.WRITE)
-        revision = services.environment_update(
+        environment, actor = environment_for(request, org, project, env, Level.WRITE)
+        revision = definitions.environment_update(
             environment=environment,
             text=_definition_text(request),
             actor=actor,
@@ -359,8 +322,13 @@ class EnvironmentApi(EscApi):
 
     @extend_schema(request=None, responses={204: None}, operation_id="deleteEnvironment")
     def delete(self, request: Request, org: str, project: str, env: str) -> Response:
-        environment, _actor = _environment(request, org, project, env, Level.ADMIN)
-        services.environment_delete(environment=environment)
+        environment, actor = environment_for(request, org, project, env, Level.READ)
+        if not access.may_delete(actor, environment):
+            level = access.level_of(actor, environment)
+            raise Forbidden(
+                f"This needs `admin` permission on the environment; you have `{level}`."
+            )
+        definitions.environment_delete(environment=environment)
         return Response(status=204)
 
 
@@ -372,7 +340,7 @@ class EnvironmentVersionApi(EscApi):
         operation_id="getEnvironmentAtVersion",
     )
     def get(self, request: Request, org: str, project: str, env: str, version: str) -> HttpResponse:
-        environment, _actor = _environment(request, org, project, env, Level.READ)
+        environment, _actor = environment_for(request, org, project, env, Level.READ)
         revision = _version(environment, version)
         return _definition_response(environment, revision, revision.definition)
 
@@ -385,9 +353,9 @@ class DecryptApi(EscApi):
     def get(
         self, request: Request, org: str, project: str, env: str, version: str | None = None
     ) -> HttpResponse:
-        environment, actor = _environment(request, org, project, env, Level.ADMIN)
+        environment, actor = environment_for(request, org, project, env, Level.ADMIN)
         revision = _version(environment, version)
-        text = services.environment_decrypt(
+        text = opens.environment_decrypt(
             environment=environment,
             revision=revision,
             actor=actor,
@@ -421,14 +389,14 @@ class OpenApi(EscApi):
     def post(
         self, request: Request, org: str, project: str, env: str, version: str | None = None
     ) -> Response:
-        environment, actor = _environment(request, org, project, env, Level.OPEN)
+        environment, actor = environment_for(request, org, project, env, Level.OPEN)
         revision = _version(environment, version)
         raw = request.query_params.get("duration")
         try:
             duration = parse_duration(raw) if raw else None
         except ValueError as exc:
             raise BadRequest("duration is a Go duration such as 1h, 30m or 2h0m0s.") from exc
-        session_id, _event = services.environment_open(
+        session_id, _event = opens.environment_open(
             environment=environment,
             revision=revision,
             actor=actor,
@@ -463,17 +431,17 @@ class OpenSessionApi(EscApi):
     )
     @method_decorator(sensitive_variables("result", "found", "properties"))
     def get(self, request: Request, org: str, project: str, env: str, session: str) -> Response:
-        environment, actor = _environment(request, org, project, env, Level.OPEN)
+        environment, actor = environment_for(request, org, project, env, Level.OPEN)
         event = selectors.open_session(environment, session, now=timezone.now())
         if event is None:
             raise NotFound("No such open session, or it has expired.")
-        result = services.environment_read_open(
+        result = opens.environment_read_open(
             environment=environment, event=event, actor=actor, session_id=session
         )
         wanted = request.query_params.get("property")
         if wanted is not None:
             try:
-                accessors = evaluation.parse_path(wanted)
+                accessors = syntax.parse_path(wanted)
             except ValueError as exc:
                 raise BadRequest(f"property: {exc}") from exc
             found = result.value.lookup(accessors) if result.value is not None else None
@@ -494,181 +462,10 @@ class RevisionListApi(EscApi):
         operation_id="listEnvironmentRevisions",
     )
     def get(self, request: Request, org: str, project: str, env: str) -> Response:
-        environment, _actor = _environment(request, org, project, env, Level.READ)
-        count = min(_int_param(request, "count", default=100) or 100, MAX_REVISIONS_PAGE)
+        environment, _actor = environment_for(request, org, project, env, Level.READ)
+        count = min(int_param(request, "count", default=100) or 100, MAX_REVISIONS_PAGE)
         revisions = selectors.revisions_of(
-            environment, before=_int_param(request, "before"), count=count
+            environment, before=int_param(request, "before"), count=count
         )
         tags = selectors.tag_names_by_revision(environment)
         return Response([revision_json(r, tags.get(r.number, [])) for r in revisions])
-
-
-class RevisionTagListApi(EscApi):
-    """`GET|POST …/versions/tags`: list (`latest` included) or create `{name, revision}`."""
-
-    @extend_schema(
-        request=None, responses=schema.RevisionTagListSerializer,
-        parameters=[schema.AFTER, schema.COUNT],
-        operation_id="listEnvironmentRevisionTags",
-    )
-    def get(self, request: Request, org: str, project: str, env: str) -> Response:
-        environment, _actor = _environment(request, org, project, env, Level.READ)
-        after = request.query_params.get("after") or ""
-        count = _int_param(request, "count", minimum=1)
-        tags = [latest_tag_json(environment)] + [
-            revision_tag_json(t) for t in selectors.revision_tags_of(environment)
-        ]
-        tags = sorted((t for t in tags if t["name"] > after), key=lambda t: str(t["name"]))
-        following = ""
-        if count is not None and len(tags) > count:
-            tags = tags[:count]
-            following = str(tags[-1]["name"])
-        return Response({"tags": tags, "nextToken": following})
-
-    @extend_schema(
-        request=schema.CreateRevisionTagSerializer, responses={204: None},
-        operation_id="createRevisionTag",
-    )
-    def post(self, request: Request, org: str, project: str, env: str) -> Response:
-        environment, actor = _environment(request, org, project, env, Level.WRITE)
-        body = json_object(request)
-        services.revision_tag_create(
-            environment=environment,
-            name=body.get("name"),
-            revision=body.get("revision"),
-            actor=actor,
-        )
-        return Response(status=204)
-
-
-class RevisionTagApi(EscApi):
-    """`GET|POST|PATCH|DELETE …/versions/tags/{tag}` (`latest` is read-only)."""
-
-    def _tag(self, environment: Environment, tag: str) -> RevisionTag:
-        if tag == selectors.LATEST:
-            raise BadRequest("`latest` always names the newest revision; it cannot be changed.")
-        found = selectors.revision_tag_named(environment, tag)
-        if found is None:
-            raise NotFound(f"Revision tag '{tag}' not found.")
-        return found
-
-    @extend_schema(
-        request=None, responses=schema.RevisionTagSerializer,
-        operation_id="getRevisionTag",
-    )
-    def get(self, request: Request, org: str, project: str, env: str, tag: str) -> Response:
-        environment, _actor = _environment(request, org, project, env, Level.READ)
-        if tag == selectors.LATEST:
-            return Response(latest_tag_json(environment))
-        return Response(revision_tag_json(self._tag(environment, tag)))
-
-    @extend_schema(
-        request=schema.RevisionNumberSerializer, responses={204: None},
-        operation_id="createNamedRevisionTag",
-    )
-    def post(self, request: Request, org: str, project: str, env: str, tag: str) -> Response:
-        environment, actor = _environment(request, org, project, env, Level.WRITE)
-        body = json_object(request)
-        services.revision_tag_create(
-            environment=environment, name=tag, revision=body.get("revision"), actor=actor
-        )
-        return Response(status=204)
-
-    @extend_schema(
-        request=schema.RevisionNumberSerializer, responses={204: None},
-        operation_id="updateRevisionTag",
-    )
-    def patch(self, request: Request, org: str, project: str, env: str, tag: str) -> Response:
-        environment, actor = _environment(request, org, project, env, Level.WRITE)
-        found = self._tag(environment, tag)
-        services.revision_tag_update(
-            tag=found, revision=json_object(request).get("revision"), actor=actor
-        )
-        return Response(status=204)
-
-    @extend_schema(request=None, responses={204: None}, operation_id="deleteRevisionTag")
-    def delete(self, request: Request, org: str, project: str, env: str, tag: str) -> Response:
-        environment, _actor = _environment(request, org, project, env, Level.WRITE)
-        services.revision_tag_delete(tag=self._tag(environment, tag))
-        return Response(status=204)
-
-
-# --- environment tags ---------------------------------------------------------------------------
-class EnvironmentTagListApi(EscApi):
-    """`GET|POST …/tags`: `{"tags": {name: tag}, "nextToken"}` or create `{name, value}`."""
-
-    @extend_schema(
-        request=None, responses=schema.EnvironmentTagListSerializer,
-        parameters=[schema.AFTER, schema.COUNT],
-        operation_id="listEnvironmentTags",
-    )
-    def get(self, request: Request, org: str, project: str, env: str) -> Response:
-        environment, _actor = _environment(request, org, project, env, Level.READ)
-        count = _int_param(request, "count", minimum=1)
-        tags = selectors.environment_tags_of(
-            environment,
-            after=request.query_params.get("after"),
-            count=count + 1 if count is not None else None,
-        )
-        following = ""
-        if count is not None and len(tags) > count:
-            tags = tags[:count]
-            following = tags[-1].name
-        return Response(
-            {"tags": {t.name: environment_tag_json(t) for t in tags}, "nextToken": following}
-        )
-
-    @extend_schema(
-        request=schema.CreateEnvironmentTagSerializer, responses=schema.EnvironmentTagSerializer,
-        operation_id="createEnvironmentTag",
-    )
-    def post(self, request: Request, org: str, project: str, env: str) -> Response:
-        environment, actor = _environment(request, org, project, env, Level.WRITE)
-        body = json_object(request)
-        tag = services.environment_tag_create(
-            environment=environment, name=body.get("name"), value=body.get("value"), actor=actor
-        )
-        return Response(environment_tag_json(tag))
-
-
-class EnvironmentTagApi(EscApi):
-    """`GET|PATCH|DELETE …/tags/{tag}`; PATCH takes `{"currentTag", "newTag"}`."""
-
-    def _tag(self, environment: Environment, tag: str) -> EnvironmentTag:
-        found = selectors.environment_tag_named(environment, tag)
-        if found is None:
-            raise NotFound(f"Tag '{tag}' not found.")
-        return found
-
-    @extend_schema(
-        request=None, responses=schema.EnvironmentTagSerializer,
-        operation_id="getEnvironmentTag",
-    )
-    def get(self, request: Request, org: str, project: str, env: str, tag: str) -> Response:
-        environment, _actor = _environment(request, org, project, env, Level.READ)
-        return Response(environment_tag_json(self._tag(environment, tag)))
-
-    @extend_schema(
-        request=schema.UpdateEnvironmentTagSerializer, responses=schema.EnvironmentTagSerializer,
-        operation_id="updateEnvironmentTag",
-    )
-    def patch(self, request: Request, org: str, project: str, env: str, tag: str) -> Response:
-        environment, actor = _environment(request, org, project, env, Level.WRITE)
-        body = json_object(request)
-        current = body.get("currentTag") if isinstance(body.get("currentTag"), dict) else {}
-        new = body.get("newTag") if isinstance(body.get("newTag"), dict) else {}
-        assert isinstance(current, dict) and isinstance(new, dict)
-        updated = services.environment_tag_update(
-            tag=self._tag(environment, tag),
-            current_value=current.get("value"),
-            new_name=new.get("name"),
-            new_value=new.get("value"),
-            actor=actor,
-        )
-        return Response(environment_tag_json(updated))
-
-    @extend_schema(request=None, responses={204: None}, operation_id="deleteEnvironmentTag")
-    def delete(self, request: Request, org: str, project: str, env: str, tag: str) -> Response:
-        environment, _actor = _environment(request, org, project, env, Level.WRITE)
-        services.environment_tag_delete(tag=self._tag(environment, tag))
-        return Response(status=204)

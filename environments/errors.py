@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from environments.evaluation import Diagnostic
+from environments.syntax import Diagnostic
 from kernel.errors import BadRequest, Conflict
 
 

@@ -45,6 +45,15 @@ class Environment(models.Model):
         blank=True,
         related_name="+",
     )
+    # The token that created it (its creator holds admin on it, as in Pulumi).
+    created_by_token = models.ForeignKey(
+        "tokens.AccessToken",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_constraint=False,
+    )
 
     class Meta:
         ordering = ["project", "name"]
@@ -357,3 +366,78 @@ class CredentialIssuance(models.Model):
             f"{self.created:%Y-%m-%d %H:%M:%S} {self.provider} {self.project}/{self.name} "
             f"{self.outcome}"
         )
+
+
+class DefaultPermission(models.TextChoices):
+    """What members and standard organization tokens hold on every environment (Pulumi's)."""
+
+    NONE = "none", "None (only their teams' grants)"
+    READ = "read", "Read"
+    OPEN = "open", "Open"
+    WRITE = "write", "Write"
+    ADMIN = "admin", "Admin"
+
+
+class EnvironmentSettings(models.Model):
+    """An organization's environment settings; an organization without a row has the defaults."""
+
+    organization = models.OneToOneField(
+        Organization, on_delete=models.CASCADE, related_name="environment_settings"
+    )
+    default_permission = models.CharField(
+        max_length=8, choices=DefaultPermission.choices, default=DefaultPermission.WRITE
+    )
+    members_can_create = models.BooleanField(default=True)
+    modified = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.organization.login}: {self.default_permission}"
+
+
+class Scope(models.TextChoices):
+    """What an organization role grants on the environments it names."""
+
+    READ = "environment:read", "environment:read"
+    OPEN = "environment:open", "environment:open"
+    WRITE = "environment:write", "environment:write"
+    DELETE = "environment:delete", "environment:delete"
+    ADMIN = "environment:admin", "environment:admin"
+
+
+class EnvironmentRole(models.Model):
+    """A custom role: organization tokens minted under its `roleID` get exactly its scopes."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="environment_roles"
+    )
+    role_id = models.CharField(max_length=100)  # the `roleID` of trust policies
+    name = models.CharField(max_length=200)
+    created = models.DateTimeField()
+    modified = models.DateTimeField()
+
+    class Meta:
+        ordering = ["role_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "role_id"], name="environment_role_unique_id"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organization.login}/{self.role_id}"
+
+
+class RoleScope(models.Model):
+    """One scope of a role, on every environment, a project's, or one environment's."""
+
+    role = models.ForeignKey(EnvironmentRole, on_delete=models.CASCADE, related_name="scopes")
+    scope = models.CharField(max_length=32, choices=Scope.choices)
+    project = models.CharField(max_length=100, blank=True)  # blank: every project
+    environment = models.CharField(max_length=100, blank=True)  # blank: every environment
+
+    class Meta:
+        ordering = ["scope", "project", "environment"]
+
+    def __str__(self) -> str:
+        where = "/".join(p or "*" for p in (self.project, self.environment))
+        return f"{self.scope} on {where}"

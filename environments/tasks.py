@@ -8,7 +8,7 @@ from datetime import timedelta
 from celery import shared_task
 from django.conf import settings
 
-from environments import services, signing
+from environments import opens, signing
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +31,6 @@ def rotate_signing_keys() -> dict[str, object]:
 @shared_task(acks_late=True, ignore_result=True)
 def purge_open_outputs() -> int:
     """Every 15 minutes: delete the sealed provider outputs of expired open sessions."""
-    deleted = services.open_outputs_purge()
+    deleted = opens.open_outputs_purge()
     logger.info("purged the provider outputs of %d expired open sessions", deleted)
     return deleted

@@ -2,11 +2,26 @@
 
 from django.urls import URLPattern, path, re_path
 
-from environments import api
+from environments import api, api_settings, api_tags
 
 base = "esc/environments/<str:org>/<str:project>/<str:env>"
 
 urlpatterns: list[URLPattern] = [
+    path(
+        "orgs/<str:org>/environments/settings",
+        api_settings.EnvironmentSettingsApi.as_view(),
+        name="api-env-settings",
+    ),
+    path(
+        "orgs/<str:org>/environments/roles",
+        api_settings.EnvironmentRoleListApi.as_view(),
+        name="api-env-roles",
+    ),
+    path(
+        "orgs/<str:org>/environments/roles/<str:role_id>",
+        api_settings.EnvironmentRoleApi.as_view(),
+        name="api-env-role",
+    ),
     path("esc/environments", api.AllEnvironmentsApi.as_view(), name="api-esc-all"),
     path("esc/environments/<str:org>", api.OrgEnvironmentsApi.as_view(), name="api-esc-org"),
     # Before the environment routes: `yaml/check` is reserved as an environment name.
@@ -21,10 +36,14 @@ urlpatterns: list[URLPattern] = [
         name="api-esc-session",
     ),
     path(base + "/versions", api.RevisionListApi.as_view(), name="api-esc-revisions"),
-    path(base + "/versions/tags", api.RevisionTagListApi.as_view(), name="api-esc-revision-tags"),
+    path(
+        base + "/versions/tags",
+        api_tags.RevisionTagListApi.as_view(),
+        name="api-esc-revision-tags",
+    ),
     path(
         base + "/versions/tags/<str:tag>",
-        api.RevisionTagApi.as_view(),
+        api_tags.RevisionTagApi.as_view(),
         name="api-esc-revision-tag",
     ),
     path(
@@ -42,6 +61,6 @@ urlpatterns: list[URLPattern] = [
         api.VersionDecryptApi.as_view(),
         name="api-esc-version-decrypt",
     ),
-    path(base + "/tags", api.EnvironmentTagListApi.as_view(), name="api-esc-tags"),
-    path(base + "/tags/<str:tag>", api.EnvironmentTagApi.as_view(), name="api-esc-tag"),
+    path(base + "/tags", api_tags.EnvironmentTagListApi.as_view(), name="api-esc-tags"),
+    path(base + "/tags/<str:tag>", api_tags.EnvironmentTagApi.as_view(), name="api-esc-tag"),
 ]

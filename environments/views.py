@@ -21,11 +21,12 @@ from django.shortcuts import redirect, render
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from environments import access, evaluation, selectors, services
+from environments import access, definitions, grants, selectors, syntax
 from environments.access import Actor
 from environments.errors import DefinitionInvalid, EnvironmentConflict, EnvironmentInvalid
-from environments.evaluation import Diagnostic, Value
+from environments.evaluator import Evaluation
 from environments.models import Environment, Level
+from environments.syntax import Diagnostic, Value
 from kernel.errors import NotFound
 from trustportal.access import Need, organization_for_user
 from trustportal.models import Organization, Role, Runner, Team, User
@@ -155,7 +156,7 @@ def flatten(value: Value | None, at: tuple[str | int, ...] = ()) -> list[tuple[s
     if isinstance(value.value, list):
         return [row for i, item in enumerate(value.value) for row in flatten(item, (*at, i))]
     kind = "unknown" if value.unknown else "secret" if value.secret else ""
-    return [(evaluation.format_path(at), value.plain(reveal=False), kind)]
+    return [(syntax.format_path(at), value.plain(reveal=False), kind)]
 
 
 def diff_lines(before: str, after: str, *, before_name: str, after_name: str) -> list[DiffLine]:
@@ -213,7 +214,7 @@ def environment_new(request: HttpRequest, org: str) -> HttpResponse:
     form = EnvironmentCreateForm(request.POST)
     if form.is_valid():
         try:
-            environment = services.environment_create(
+            environment = definitions.environment_create(
                 organization=organization,
                 project=form.cleaned_data["project"],
                 name=form.cleaned_data["name"],
@@ -237,35 +238,13 @@ def environment_detail(request: HttpRequest, org: str, project: str, name: str) 
     latest = selectors.revision_numbered(environment, environment.revision)
     current = latest.definition if latest is not None else ""
     diagnostics: tuple[Diagnostic, ...] = ()
-    checked: evaluation.Evaluation | None = None
+    checked: Evaluation | None = None
     status = 200
     if request.method == "POST":
         form = DefinitionForm(request.POST)
-        action = request.POST.get("action")
-        if action == "save" and not access.allows(level, Level.WRITE):
-            raise PermissionDenied("Saving needs write permission on the environment.")
-        if form.is_valid():
-            text = form.cleaned_data["definition"]
-            if action == "save":
-                try:
-                    revision = services.environment_update(
-                        environment=environment,
-                        text=text,
-                        actor=actor,
-                        expected_revision=form.cleaned_data["base_revision"],
-                    )
-                except DefinitionInvalid as exc:
-                    diagnostics = exc.diagnostics
-                except (EnvironmentConflict, EnvironmentInvalid) as exc:
-                    form.add_error(None, exc.message)
-                else:
-                    messages.success(request, f"Saved revision {revision.number}.")
-                    return _to_detail(environment)
-            else:
-                checked = services.environment_check(
-                    actor=actor, text=text, environment=environment
-                )
-                diagnostics = checked.diagnostics
+        saved, diagnostics, checked = _post_definition(request, environment, actor, level, form)
+        if saved is not None:
+            return saved
         shown = str(form.data.get("definition", ""))
         status = 400 if diagnostics or form.errors else 200
     else:
@@ -274,7 +253,9 @@ def environment_detail(request: HttpRequest, org: str, project: str, name: str) 
         )
         shown = current
         if access.allows(level, Level.OPEN):
-            checked = services.environment_check(actor=actor, text=current, environment=environment)
+            checked = definitions.environment_check(
+                actor=actor, text=current, environment=environment
+            )
     response = render(
         request,
         "environments/detail.html",
@@ -305,6 +286,35 @@ def environment_detail(request: HttpRequest, org: str, project: str, name: str) 
     return response
 
 
+def _post_definition(
+    request: HttpRequest, environment: Environment, actor: Actor, level: str | None, form: Any
+) -> tuple[HttpResponse | None, tuple[Diagnostic, ...], Evaluation | None]:
+    """*Save* (a redirect once saved) or *Check* a posted draft: its diagnostics and values."""
+    action = request.POST.get("action")
+    if action == "save" and not access.allows(level, Level.WRITE):
+        raise PermissionDenied("Saving needs write permission on the environment.")
+    if not form.is_valid():
+        return None, (), None
+    text = form.cleaned_data["definition"]
+    if action != "save":
+        checked = definitions.environment_check(actor=actor, text=text, environment=environment)
+        return None, checked.diagnostics, checked
+    try:
+        revision = definitions.environment_update(
+            environment=environment,
+            text=text,
+            actor=actor,
+            expected_revision=form.cleaned_data["base_revision"],
+        )
+    except DefinitionInvalid as exc:
+        return None, exc.diagnostics, None
+    except (EnvironmentConflict, EnvironmentInvalid) as exc:
+        form.add_error(None, exc.message)
+        return None, (), None
+    messages.success(request, f"Saved revision {revision.number}.")
+    return _to_detail(environment), (), None
+
+
 @login_required
 @require_POST
 def environment_delete(request: HttpRequest, org: str, project: str, name: str) -> HttpResponse:
@@ -313,7 +323,7 @@ def environment_delete(request: HttpRequest, org: str, project: str, name: str) 
     if request.POST.get("confirm") != environment.full_name:
         messages.error(request, f"Type {environment.full_name} to confirm the deletion.")
         return _to_detail(environment)
-    services.environment_delete(environment=environment)
+    definitions.environment_delete(environment=environment)
     messages.success(request, f"Deleted {environment.full_name}.")
     return redirect("environments:list", org=org)
 
@@ -377,7 +387,7 @@ def environment_permissions(
             team = Team.objects.filter(pk=pk).first() if kind == "team" else None
             runner = Runner.objects.filter(pk=pk).first() if kind == "runner" else None
             try:
-                services.grant_set(
+                grants.grant_set(
                     environment=environment,
                     team=team,
                     runner=runner,

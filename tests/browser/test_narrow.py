@@ -12,7 +12,7 @@ from django.urls import reverse
 from playwright.sync_api import Page, expect
 
 from devtools.issuer import DevIssuer
-from environments.services import environment_seed_demo
+from environments.definitions import environment_seed_demo
 from issuers.services import Outbound, issuer_register
 from tests.browser.conftest import screenshot
 from tests.factories import make_event

@@ -11,7 +11,7 @@ from typing import Any
 from rest_framework.test import APIClient
 
 from devtools.issuer import DevIssuer
-from environments import services
+from environments import definitions
 from environments.access import Actor
 from environments.models import Environment, Level
 from issuers.models import Issuer
@@ -44,11 +44,11 @@ def make_environment(
 ) -> Environment:
     """An environment created (and, with `text`, updated) through the services."""
     actor = system_actor(organization)
-    environment = services.environment_create(
+    environment = definitions.environment_create(
         organization=organization, project=project, name=name, actor=actor
     )
     if text is not None:
-        services.environment_update(environment=environment, text=text, actor=actor)
+        definitions.environment_update(environment=environment, text=text, actor=actor)
     return environment
 
 

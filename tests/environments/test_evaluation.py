@@ -7,18 +7,14 @@ from typing import Any
 import pytest
 import yaml
 
-from environments import evaluation
-from environments.evaluation import (
+from environments import parser, syntax
+from environments.evaluator import Evaluation, Source, evaluate, no_imports
+from environments.sealing import seal, unseal
+from environments.syntax import (
     Diagnostic,
-    Evaluation,
-    Source,
-    evaluate,
     format_path,
-    no_imports,
     normalize_import,
     parse_path,
-    seal,
-    unseal,
     valid_name,
 )
 from kernel.secretbox import DecryptFailed
@@ -191,9 +187,11 @@ def test_unknown_imports_and_loader_refusals_are_diagnostics() -> None:
             7,
         ),
         (
-            "values:\n  a: {fn::open: x}\n",
-            'unsupported function "fn::open": only fn::secret and fn::open::<provider> '
-            "are available",
+            "values:\n  a: {fn::nope: x}\n",
+            'unsupported function "fn::nope": the functions are fn::secret, '
+            "fn::open::<provider>, fn::rotate::<rotator> and fn::concat, fn::final, "
+            "fn::fromBase64, fn::fromJSON, fn::join, fn::split, fn::toBase64, fn::toJSON, "
+            "fn::toString",
             2,
             6,
         ),
@@ -253,7 +251,7 @@ def test_bad_yaml_is_a_diagnostic_with_line_and_column(
     yaml_text: str, line: int, column: int, problem: str, loader: str, monkeypatch: Any
 ) -> None:
     if loader == "pure":  # PyYAML without libyaml: the fallback must report the same places
-        monkeypatch.setattr(evaluation, "_LOADER", yaml.SafeLoader)
+        monkeypatch.setattr(parser, "_LOADER", yaml.SafeLoader)
     diagnostic = only(run(yaml_text))
     assert diagnostic.summary.startswith("invalid YAML: ")
     assert problem in diagnostic.summary
@@ -287,7 +285,7 @@ def test_alias_bombs_are_stopped_by_the_node_budget() -> None:
         lines.append(f"  a{i}: &a{i} [{refs}]")
     result = run("\n".join(lines) + "\n")
     assert summaries(result) == [
-        f"the definition has more than {evaluation.MAX_NODES} values (YAML aliases count each "
+        f"the definition has more than {syntax.MAX_NODES} values (YAML aliases count each "
         "time they are used)"
     ]
 
@@ -313,7 +311,7 @@ def test_string_bombs_are_stopped_by_the_length_budget() -> None:
         "values:\n"
         + "".join(f"  a{i + 1}: ${{a{i}}}\n" for i in reversed(range(300)))
         + "  a0: 1\n",
-        "values:\n  a: " + "x" * (evaluation.MAX_DEFINITION_BYTES + 1) + "\n",
+        "values:\n  a: " + "x" * (syntax.MAX_DEFINITION_BYTES + 1) + "\n",
     ],
 )
 def test_deep_or_huge_definitions_are_refused_not_crashed(yaml_text: str) -> None:
@@ -447,13 +445,13 @@ def test_references_cannot_stack_nesting_without_bound() -> None:
     result = run("\n".join(lines) + "\n")
     assert result.value is None
     assert any(
-        f"nests deeper than {evaluation.MAX_VALUE_DEPTH} levels" in s for s in summaries(result)
+        f"nests deeper than {syntax.MAX_VALUE_DEPTH} levels" in s for s in summaries(result)
     )
 
 
 def test_lone_surrogate_escapes_are_refused_by_either_parser(monkeypatch: Any) -> None:
     assert summaries(run('values: {a: "\\ud800"}\n'))[0].startswith("invalid YAML")
-    monkeypatch.setattr(evaluation, "_LOADER", yaml.SafeLoader)
+    monkeypatch.setattr(parser, "_LOADER", yaml.SafeLoader)
     assert (
         summaries(run('values: {a: "\\ud800", "\\udfff": 1, s: {fn::secret: "\\ud800"}}\n'))
         == ["a lone UTF-16 surrogate escape is not valid text"] * 3

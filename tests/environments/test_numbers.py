@@ -15,7 +15,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from environments import numbers
-from environments.evaluation import Source, evaluate, no_imports
+from environments.evaluator import Source, evaluate, no_imports
 from environments.models import Environment, Revision
 from tests.conftest import auth
 from tests.environments.conftest import make_environment

@@ -16,9 +16,9 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from devtools.issuer import DevIssuer
-from environments import providers, services, signing
+from environments import opens, providers, signing
 from environments.errors import DefinitionInvalid
-from environments.evaluation import OpenCall, OpenFailed, Source, evaluate, no_imports, parse, seal
+from environments.evaluator import OpenCall, OpenFailed, Source, evaluate, no_imports
 from environments.models import (
     AccessEvent,
     CredentialIssuance,
@@ -26,7 +26,9 @@ from environments.models import (
     OpenOutputs,
     Outcome,
 )
+from environments.parser import parse
 from environments.providers.base import Credentials, OpenContext, ProviderError
+from environments.sealing import seal
 from issuers.services import Outbound
 from tests.conftest import auth
 from tests.environments.conftest import exchange, make_environment, system_actor, trust_local_issuer
@@ -400,7 +402,7 @@ def test_a_crashing_provider_is_a_clear_diagnostic(org: Organization) -> None:
         raise RuntimeError("secret-ish internal detail")
 
     with pytest.raises(DefinitionInvalid) as refused:
-        services.environment_open(
+        opens.environment_open(
             environment=environment,
             revision=environment.revisions.get(number=environment.revision),
             actor=actor,
@@ -435,7 +437,7 @@ def test_provider_outputs_are_sealed_under_the_session_and_purged_with_it(
 
     now = timezone.now()
     revision = environment.revisions.get(number=environment.revision)
-    session, event = services.environment_open(
+    session, event = opens.environment_open(
         environment=environment,
         revision=revision,
         actor=actor,
@@ -449,7 +451,7 @@ def test_provider_outputs_are_sealed_under_the_session_and_purged_with_it(
     issuance = CredentialIssuance.objects.get()
     assert (issuance.role, issuance.details) == ("arn:aws:iam::1:role/r", {"account": "1"})
 
-    read = services.environment_read_open(
+    read = opens.environment_read_open(
         environment=environment, event=event, actor=actor, session_id=session
     )
     secret = read.properties["x"].lookup(["secretAccessKey"])
@@ -457,12 +459,12 @@ def test_provider_outputs_are_sealed_under_the_session_and_purged_with_it(
     # Without the session id (or with another one) the outputs cannot be read.
     for wrong in (None, "0" * 32):
         with pytest.raises(DefinitionInvalid):
-            services.environment_read_open(
+            opens.environment_read_open(
                 environment=environment, event=event, actor=actor, session_id=wrong
             )
 
-    assert services.open_outputs_purge(now=now + timedelta(minutes=29)) == 0
-    assert services.open_outputs_purge(now=now + timedelta(minutes=30)) == 1
+    assert opens.open_outputs_purge(now=now + timedelta(minutes=29)) == 0
+    assert opens.open_outputs_purge(now=now + timedelta(minutes=30)) == 1
     assert not OpenOutputs.objects.exists()
 
 

@@ -9,10 +9,10 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from environments import services
+from environments import definitions, grants, opens
 from environments.access import Actor
+from environments.definitions import environment_seed_demo
 from environments.models import Environment, Grant, Level
-from environments.services import environment_seed_demo
 from tests.environments.conftest import make_environment
 from tests.factories import PASSWORD, MembershipFactory, UserFactory, pass_second_factor
 from trustportal.models import Organization, Role, Runner, Team
@@ -37,12 +37,16 @@ def _fast_passwords(settings: Any) -> None:
 
 @pytest.fixture
 def world(org: Organization) -> dict[str, Any]:
+    # Members hold nothing by default here, so the pages show what team grants give.
+    grants.environment_settings_update(
+        organization=org, default_permission="none", members_can_create=False
+    )
     environment = make_environment(org, "app", "dev", DEFINITION)
     make_environment(org, "app", "hidden", "values: {x: 1}\n")
     readers = Team.objects.create(organization=org, name="readers")
     writers = Team.objects.create(organization=org, name="writers")
-    services.grant_set(environment=environment, team=readers, permission=Level.READ)
-    services.grant_set(environment=environment, team=writers, permission=Level.WRITE)
+    grants.grant_set(environment=environment, team=readers, permission=Level.READ)
+    grants.grant_set(environment=environment, team=writers, permission=Level.WRITE)
     for username, role, team in [
         ("alice", Role.ADMIN, None),
         ("rita", Role.MEMBER, readers),
@@ -207,7 +211,7 @@ def test_auditors_see_the_open_record() -> None:
     environment = Environment.objects.get(name="dev")
     actor = Actor(environment.organization, Level.ADMIN, login="ci-bot")
     revision = environment.revisions.get(number=2)
-    services.environment_open(environment=environment, revision=revision, actor=actor)
+    opens.environment_open(environment=environment, revision=revision, actor=actor)
     html = text(signed_in("audrey").get(url("detail")))
     assert "Recent opens" in html and "ci-bot" in html
 
@@ -216,7 +220,7 @@ def test_auditors_see_the_open_record() -> None:
 @pytest.mark.usefixtures("world")
 def test_revision_history_with_diff() -> None:
     environment = Environment.objects.get(name="dev")
-    services.environment_update(
+    definitions.environment_update(
         environment=environment,
         text=DEFINITION.replace("hi ${app.name}", "hello ${app.name}"),
         actor=Actor(environment.organization, Level.ADMIN, login="bob", display_name="Bob"),
@@ -292,8 +296,8 @@ def test_demo_seed_is_idempotent_and_exercises_the_language(org: Organization) -
     revision = first.revisions.get(number=2)
     assert "fn::secret: {ciphertext: v1." in revision.definition
     actor = Actor(org, Level.ADMIN, login="admin")
-    _session, event = services.environment_open(environment=first, revision=revision, actor=actor)
-    values = services.environment_read_open(environment=first, event=event, actor=actor)
+    _session, event = opens.environment_open(environment=first, revision=revision, actor=actor)
+    values = opens.environment_read_open(environment=first, event=event, actor=actor)
     assert values.value is not None
     result = values.value.plain(reveal=False)
     assert result["app"]["name"] == "demo-app"  # plain and nested

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from environments import services
+from environments import grants
 from environments.models import Environment, Level
 from kernel.errors import NotFound
 from tests.conftest import auth
@@ -35,7 +35,7 @@ DEFINITION = "values:\n  a: 1\n  pw: {fn::secret: hunter2}\n"
 # caller → the level it should hold on app/dev (None: no access at all)
 CALLERS: dict[str, str | None] = {
     "org token, admin": Level.ADMIN,
-    "org token, standard": Level.OPEN,
+    "org token, standard": Level.WRITE,  # the organization's default permission (write)
     "org token, unknown role": None,
     "team token, read grant": Level.READ,
     "team token, open grant": Level.OPEN,
@@ -45,7 +45,7 @@ CALLERS: dict[str, str | None] = {
     "personal token, org admin": Level.ADMIN,
     "personal token, auditor": Level.READ,
     "personal token, member of the write team": Level.WRITE,
-    "personal token, member in no team": None,
+    "personal token, member in no team": Level.WRITE,  # the default permission
     "runner token, admin grant (capped)": Level.OPEN,
     "runner token, no grant": None,
     "other org's admin token": None,
@@ -68,7 +68,7 @@ RANK: dict[str, int] = {Level.READ: 1, Level.OPEN: 2, Level.WRITE: 3, Level.ADMI
 
 
 def grant(environment: Environment, level: str, **owner: Any) -> None:
-    services.grant_set(environment=environment, permission=level, **owner)
+    grants.grant_set(environment=environment, permission=level, **owner)
 
 
 @pytest.fixture
@@ -163,8 +163,8 @@ def test_permission_matrix(tokens: dict[str, str], caller: str, operation: str) 
         ("team token, read grant", ["dev"]),
         ("team token, no grant", []),
         ("personal token, auditor", ["dev", "other"]),
-        ("personal token, member of the write team", ["dev"]),
-        ("personal token, member in no team", []),
+        ("personal token, member of the write team", ["dev", "other"]),  # default: write
+        ("personal token, member in no team", ["dev", "other"]),
         ("runner token, admin grant (capped)", ["dev"]),
         ("runner token, no grant", []),
     ],
@@ -193,7 +193,7 @@ def test_other_organizations_are_invisible(tokens: dict[str, str], caller: str) 
     [
         ("org token, admin", 200),
         ("personal token, org admin", 200),
-        ("org token, standard", 403),
+        ("org token, standard", 200),  # members may create, and the default is write
         ("team token, admin grant", 403),
         ("personal token, auditor", 403),
         ("runner token, admin grant (capped)", 403),
@@ -223,13 +223,13 @@ def test_importing_needs_open_permission_on_the_import(
     )
 
     team = Environment.objects.get(name="dev").grants.get(permission=Level.WRITE).team
-    services.grant_set(environment=secrets_env, team=team, permission=Level.READ)
+    grants.grant_set(environment=secrets_env, team=team, permission=Level.READ)
     readable = writer.generic("PATCH", ENV, draft)
     assert readable.json()["diagnostics"][0]["summary"] == (
         'cannot import "vault/keys": importing it needs `open` permission on it'
     )
 
-    services.grant_set(environment=secrets_env, team=team, permission=Level.OPEN)
+    grants.grant_set(environment=secrets_env, team=team, permission=Level.OPEN)
     assert writer.generic("PATCH", ENV, draft).status_code == 200
     # An opener without `open` on the import cannot open the importer either.
     opener = auth(APIClient(), tokens["team token, open grant"])
@@ -246,7 +246,7 @@ def test_losing_access_ends_open_sessions(tokens: dict[str, str], org: Organizat
     assert client.get(f"{ENV}/open/{session}").status_code == 200
     dev = Environment.objects.get(name="dev")
     team = dev.grants.get(permission=Level.OPEN).team
-    services.grant_set(environment=dev, team=team, permission=Level.READ)
+    grants.grant_set(environment=dev, team=team, permission=Level.READ)
     assert client.get(f"{ENV}/open/{session}").status_code == 403
 
 
@@ -261,5 +261,5 @@ def test_grants_only_for_teams_of_the_same_organization(org: Organization) -> No
     dev = make_environment(org)
     stranger = TeamFactory(organization=OrganizationFactory(login="zeta"), name="intruders")
     with pytest.raises(NotFound):
-        services.grant_set(environment=dev, team=stranger, permission=Level.ADMIN)
+        grants.grant_set(environment=dev, team=stranger, permission=Level.ADMIN)
     assert not dev.grants.exists()

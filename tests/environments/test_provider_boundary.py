@@ -18,7 +18,7 @@ import jwt
 import pytest
 from rest_framework.test import APIClient
 
-from environments import services, signing
+from environments import grants, signing
 from environments.models import CredentialIssuance, Level, Outcome
 from environments.providers.endpoints import REFUSED, ProviderEndpoints
 from kernel.config import ConfigError, load_config, parse_provider_endpoints
@@ -99,7 +99,7 @@ def plant(org: Organization, address: str, extra: str = "") -> APIClient:
     common = make_environment(org, "proj", "common", "values: {}\n")
     make_environment(org, "proj", "prodb", PRODB_YAML)
     team = TeamFactory(organization=org, name="writers")
-    services.grant_set(environment=common, team=team, permission=Level.WRITE)
+    grants.grant_set(environment=common, team=team, permission=Level.WRITE)
     writer = auth(APIClient(), make_token("team", team=team))
     assert writer.get(f"{BASE}/proj/prodb").status_code == 404
     planted = writer.generic(

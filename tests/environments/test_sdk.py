@@ -8,6 +8,7 @@ import pulumi_esc_sdk as esc
 import pytest
 from pulumi_esc_sdk.exceptions import ApiException
 
+from environments import grants
 from environments.models import AccessEvent
 from tests.environments.conftest import (
     SDK_YAML,
@@ -115,4 +116,53 @@ def test_environment_lifecycle_through_the_sdk(live_server, local_issuer, outbou
 
     client.delete_environment("acme", "app", "dev")
     assert client.list_environments("acme").environments == []
+    close_connections(client)
+
+
+BUILTINS_YAML = """\
+values:
+  app:
+    name: web
+    hosts: [a.example.com, b.example.com]
+  password:
+    fn::secret: correct-horse-battery-staple
+  greeting: hello from ${app.name}
+  hostList:
+    fn::join: [",", "${app.hosts}"]
+  hostsAgain:
+    fn::split: [",", "${hostList}"]
+  encoded:
+    fn::toBase64: ${password}
+  asJson:
+    fn::toJSON: ${app}
+  who: ${context.pulumi.user.login} in ${context.currentEnvironment.name}
+"""
+
+
+def test_a_standard_token_from_an_exchange_without_scope_under_the_defaults(
+    live_server, local_issuer, outbound
+) -> None:
+    """No `scope`: a standard organization token, which holds the default `write` and creates."""
+    org = OrganizationFactory(login="acme")
+    trust_local_issuer(org, local_issuer, outbound)
+    token = exchange_over_http(live_server.url, local_issuer)
+    assert AccessToken.objects.get(token_hash=hash_token(token)).permission == "standard"
+    client = esc.EscClient(esc.Configuration(host=live_server.url, access_token=token))
+
+    client.create_environment("acme", "app", "dev")
+    assert not client.update_environment_yaml("acme", "app", "dev", BUILTINS_YAML).diagnostics
+    _env, values, _raw = client.open_and_read_environment("acme", "app", "dev")
+    assert values["hostList"] == "a.example.com,b.example.com"
+    assert values["hostsAgain"] == ["a.example.com", "b.example.com"]
+    assert values["encoded"] == "Y29ycmVjdC1ob3JzZS1iYXR0ZXJ5LXN0YXBsZQ=="
+    assert values["asJson"] == '{"hosts":["a.example.com","b.example.com"],"name":"web"}'
+    assert values["who"] == "acme-bot in app/dev"
+    listed = client.list_environments("acme").environments or []
+    assert [(e.project, e.name) for e in listed] == [("app", "dev")]
+
+    grants.environment_settings_update(organization=org, default_permission="read")
+    with pytest.raises(ApiException) as refused:
+        client.create_environment("acme", "app", "prod")
+    assert refused.value.status == 403
+    del refused
     close_connections(client)

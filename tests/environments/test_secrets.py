@@ -10,7 +10,7 @@ import pytest
 from django.test import Client
 from rest_framework.test import APIClient
 
-from environments import services
+from environments import definitions, grants
 from environments.errors import DefinitionInvalid
 from environments.models import Environment, Level, Revision
 from environments.secrets import environment_context
@@ -103,7 +103,7 @@ values:
 def world(org: Organization) -> dict[str, Any]:
     environment = make_environment(org, "app", "dev", DEFINITION)
     reader = TeamFactory(organization=org, name="readers")
-    services.grant_set(environment=environment, team=reader, permission=Level.READ)
+    grants.grant_set(environment=environment, team=reader, permission=Level.READ)
     return {
         "environment": environment,
         "admin": auth(
@@ -185,7 +185,7 @@ def test_ciphertext_copied_to_another_environment_does_not_open(
     stolen = world["admin"].get("/api/esc/environments/acme/app/dev").content.decode()
     thief = make_environment(org, "app", "mine")
     with pytest.raises(DefinitionInvalid) as refused:
-        services.environment_update(environment=thief, text=stolen, actor=system_actor(org))
+        definitions.environment_update(environment=thief, text=stolen, actor=system_actor(org))
     assert refused.value.diagnostics[0].summary == (
         "cannot decrypt this secret: it belongs to another environment or was altered"
     )
@@ -207,5 +207,5 @@ def test_a_changed_key_is_named_in_the_diagnostic(
 @pytest.mark.django_db
 def test_deleting_an_environment_keeps_no_secret_behind(world: dict[str, Any]) -> None:
     environment: Environment = world["environment"]
-    services.environment_delete(environment=environment)
+    definitions.environment_delete(environment=environment)
     assert not Revision.objects.exists()

@@ -27,18 +27,9 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from environments.evaluation import (
-    MAX_VALUE_DEPTH,
-    MAX_WEIGHT,
-    Diagnostic,
-    Evaluation,
-    OpenCall,
-    OpenFailed,
-    Source,
-    Value,
-    evaluate,
-    parse,
-)
+from environments.evaluator import Evaluation, OpenCall, OpenFailed, Source, evaluate
+from environments.parser import parse
+from environments.syntax import MAX_VALUE_DEPTH, MAX_WEIGHT, Diagnostic, Value
 from exchange.request import (
     GRANT_TYPE,
     MAX_FIELD_CHARS,

@@ -36,7 +36,7 @@ from django.urls.resolvers import RegexPattern, RoutePattern
 from django.utils import timezone
 
 from devtools.issuer import SigningKey
-from environments import services as env_services
+from environments import grants, opens, tagging
 from environments.models import Environment, Level
 from issuers.models import Issuer
 from issuers.services import Outbound, issuer_register
@@ -256,6 +256,9 @@ API_NEEDS: dict[str, dict[str, frozenset[str]]] = {
     "api-hook": {"GET": READ, "PATCH": ADMIN, "DELETE": ADMIN},
     "api-hook-ping": {"POST": ADMIN},
     "api-hook-deliveries": {"GET": READ},
+    "api-env-settings": {"GET": READ, "PATCH": ADMIN},
+    "api-env-roles": {"GET": READ, "POST": ADMIN},
+    "api-env-role": {"GET": READ, "PUT": ADMIN, "DELETE": ADMIN},
 }
 # How a refused B caller is answered when it is not 403.
 API_REFUSAL: dict[tuple[str, str], int] = {("api-user-token", "auditor"): 404}
@@ -290,6 +293,8 @@ PAGE_NEEDS: dict[str, dict[str, frozenset[str]]] = {
     "environments:delete": {"POST": ENV_WRITE},
     "environments:revisions": {"GET": ENV_READ},
     "environments:permissions": {"GET": ENV_READ, "POST": ENV_WRITE},
+    "environments:settings": {"GET": READ, "POST": ADMIN},
+    "environments:role-delete": {"POST": ADMIN},
     "tokens:dashboard": {"GET": READ},
     "tokens:history": {"GET": READ},
     "tokens:history-export": {"GET": READ},
@@ -432,14 +437,25 @@ def build_world(outbound: Outbound, *, victim: str = VICTIM_LOGIN) -> World:
         ],
     )
     actor = system_actor(organization)
+    # B's members hold nothing by default, so their level is the team's grant (the default
+    # permission and member creation have their own tests: tests/environments/test_org_access.py).
+    grants.environment_settings_update(
+        organization=organization, default_permission="none", members_can_create=False
+    )
+    grants.environment_role_save(
+        organization=organization,
+        role_id="deployer",  # in URLs: no mark (a login redirect repeats the path)
+        name=f"{MARK}-role",
+        scopes=[{"scope": "environment:read", "project": PROJECT}],
+    )
     environment = make_environment(organization, PROJECT, ENV, text=ENV_TEXT)
-    env_services.revision_tag_create(environment=environment, name=TAG, revision=1, actor=actor)
-    env_services.environment_tag_create(
+    tagging.revision_tag_create(environment=environment, name=TAG, revision=1, actor=actor)
+    tagging.environment_tag_create(
         environment=environment, name=TAG, value=f"{MARK}-tag-value", actor=actor
     )
-    env_services.grant_set(environment=environment, team=b.team, permission=Level.OPEN)
+    grants.grant_set(environment=environment, team=b.team, permission=Level.OPEN)
     revision = environment.revisions.get(number=environment.revision)
-    session, _open_event = env_services.environment_open(
+    session, _open_event = opens.environment_open(
         environment=environment, revision=revision, actor=actor, duration=timedelta(hours=1)
     )
     event = make_event(
@@ -466,6 +482,7 @@ def build_world(outbound: Outbound, *, victim: str = VICTIM_LOGIN) -> World:
         "event_id": str(event.pk),
         "session": session,
         "tag": TAG,
+        "role_id": "deployer",
         "version": "1",
         "fmt": "csv",
         "index": "0",
@@ -810,6 +827,7 @@ _PARAM_NAMES = (
     "event_id",
     "session",
     "tag",
+    "role_id",
     "version",
     "fmt",
     "index",
