@@ -29,8 +29,8 @@ from policies.errors import (
     PolicyInvalid,
 )
 from policies.forms import PublishForm, RevisionForm
-from policies.matching import PolicyError
 from policies.models import AuthPolicy, PolicyDraft
+from policies.patterns import PolicyError
 from policies.selectors import WorkingCopy
 from policies.validation import LintWarning
 from trustportal.access import Need, organization_for_user

@@ -24,8 +24,8 @@ from django.utils import timezone
 
 from audit.services import audit_record
 from policies.errors import ConfirmationRequired, DraftChanged, DraftStale, NoDraft
-from policies.matching import PolicyError
 from policies.models import AuthPolicy, PolicyDraft
+from policies.patterns import PolicyError
 from policies.services import policy_check, policy_lint, policy_update
 from policies.validation import LintWarning
 from trustportal.models import User

@@ -12,8 +12,9 @@ from audit.services import audit_record
 from issuers.models import Issuer
 from kernel.errors import NotFound, PreconditionFailed
 from policies.errors import PolicyInvalid
-from policies.matching import SUBJECT_FIELDS, compile_pattern
+from policies.matching import SUBJECT_FIELDS
 from policies.models import AuthPolicy, AuthPolicyVersion
+from policies.patterns import compile_pattern
 from policies.validation import FieldError, LintWarning, lint_definitions, validate_definitions
 from trustportal.models import Membership, Organization, Runner, Team, User
 

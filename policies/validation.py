@@ -22,14 +22,10 @@ from policies.matching import (
     TOKEN_TYPES,
     CompiledDefinition,
     CompiledRule,
-    Pattern,
-    PolicyError,
-    Wildcard,
-    compile_pattern,
     compile_policy,
     json_quote,
-    parse_claim_path,
 )
+from policies.patterns import Pattern, PolicyError, Wildcard, compile_pattern, parse_claim_path
 
 __all__ = [
     "FieldError",

@@ -44,8 +44,9 @@ from policies.forms import (
     locate,
     pretty_json,
 )
-from policies.matching import SUBJECT_FIELDS, PolicyError
+from policies.matching import SUBJECT_FIELDS
 from policies.models import AuthPolicy, AuthPolicyVersion
+from policies.patterns import PolicyError
 from policies.samples import sample_claims
 from policies.validation import FieldError, LintWarning
 from trustportal.access import Need, organization_for_user

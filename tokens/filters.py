@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from django.utils.dateparse import parse_date, parse_datetime
 
-from policies.matching import Pattern, PatternError, compile_pattern
+from policies.patterns import Pattern, PatternError, compile_pattern
 from tokens.models import Decision, TokenType
 
 T = TypeVar("T")

@@ -1,7 +1,7 @@
 """The §5 pattern language in SQL: one translation for every history and token filter.
 
 `matches_pattern(expression, pattern)` is a boolean expression for `QuerySet.filter()` that is
-true exactly when `policies.matching.compile_pattern(source).matches(value)` would be:
+true exactly when `policies.patterns.compile_pattern(source).matches(value)` would be:
 full-string, case-sensitive, `*` any run, `?` one character, every other character literal.
 
 - PostgreSQL: `LIKE … ESCAPE '\\'` (case-sensitive there), plus the same test on the first
@@ -20,7 +20,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Expression, F, Lookup, Q
 from django.db.models.sql.compiler import SQLCompiler
 
-from policies.matching import Pattern, Wildcard
+from policies.patterns import Pattern, Wildcard
 from tokens.models import INDEXED_PREFIX
 
 _LIKE_SPECIAL = str.maketrans({"\\": "\\\\", "%": "\\%", "_": "\\_"})

@@ -14,7 +14,7 @@ from django.db.models.functions import TruncDate
 
 from kernel.paging import Page, keyset_page
 from kernel.ttlcache import TTLCache
-from policies.matching import compile_pattern
+from policies.patterns import compile_pattern
 from tokens.errors import InvalidAccessToken
 from tokens.filters import EventFilters, TokenFilters
 from tokens.format import hash_token, parse_token

@@ -13,18 +13,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from policies.matching import (
+from policies.matching import Evaluation, Grant, TokenRequest, VerifiedClaims, compile_policy
+from policies.patterns import (
     ClaimPathError,
-    Evaluation,
-    Grant,
     PatternError,
     PolicyError,
-    TokenRequest,
-    VerifiedClaims,
     Wildcard,
     claim_values,
     compile_pattern,
-    compile_policy,
     parse_claim_path,
 )
 from policies.samples import SAMPLES_DIR

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from policies.matching import compile_pattern, compile_policy
+from policies.matching import compile_policy
+from policies.patterns import compile_pattern
 from policies.validation import (
     FieldError,
     LintWarning,

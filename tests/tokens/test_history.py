@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils.html import escape
 
 from issuers.models import Issuer
-from policies.matching import compile_pattern
+from policies.patterns import compile_pattern
 from tests.conftest import auth
 from tests.factories import make_event
 from tests.tokens.conftest import AUDIENCE, exchange_body, signed_in
