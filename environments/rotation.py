@@ -73,11 +73,12 @@ class Rotation:
 
 
 def _secret_state(state: Any, depth: int = 0) -> Any:
-    """The state as written: strings as `fn::secret`, containers kept, other scalars as they are."""
+    """The state as written: strings as `fn::secret`, containers kept, other scalars as they are;
+    a null property is left out (absent and null read the same to a rotator)."""
     if depth > 64:
         raise RotationInvalid("the rotated state is nested too deeply")
     if isinstance(state, dict):
-        return {str(k): _secret_state(v, depth + 1) for k, v in state.items()}
+        return {str(k): _secret_state(v, depth + 1) for k, v in state.items() if v is not None}
     if isinstance(state, list | tuple):
         return [_secret_state(v, depth + 1) for v in state]
     if isinstance(state, str):
