@@ -59,6 +59,7 @@ from environments.syntax import (
     Reference,
     SecretNode,
     Value,
+    below,
     format_path,
     join_path,
     unknown_value,
@@ -143,13 +144,6 @@ class OpenCall:
 Opener = Callable[[OpenCall], Mapping[str, Any]]
 # Provider (rotator) names, or names mapped to what their calls accept.
 Registry = Collection[str] | Mapping[str, CallSchema]
-
-
-def below(path: str, accessors: tuple[str | int, ...]) -> str:
-    """The path of a value below `path`: `path.key`, `path["odd key"]`, `path[0]`."""
-    for accessor in accessors:
-        path = f"{path}[{accessor}]" if isinstance(accessor, int) else join_path(path, accessor)
-    return path
 
 
 @dataclass(frozen=True)
