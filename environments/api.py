@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import uuid
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -27,7 +28,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from environments import access, definitions, opens, schema, selectors, syntax
+from environments import access, definitions, opens, rotations, schema, selectors, syntax
 from environments.access import Actor
 from environments.durations import parse_duration
 from environments.errors import DefinitionInvalid, EnvironmentInvalid
@@ -450,6 +451,47 @@ class OpenSessionApi(EscApi):
             return Response(found.to_wire(reveal=True), headers=NO_STORE)
         properties = {k: v.to_wire(reveal=True) for k, v in result.properties.items()}
         return Response({"properties": properties}, headers=NO_STORE)
+
+
+class RotateApi(EscApi):
+    """`POST …/rotate` `{"paths": ["a.b"]}` (optional): rotate `fn::rotate` calls; needs write.
+
+    Answers Pulumi's `RotateEnvironmentResponse`: `{"secretRotationEvent": {…, "rotations"}}`.
+    """
+
+    @extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT,
+                   operation_id="rotateEnvironment")
+    def post(self, request: Request, org: str, project: str, env: str) -> Response:
+        environment, actor = environment_for(request, org, project, env, Level.WRITE)
+        paths = json_object(request).get("paths") if request.body.strip() else None
+        if paths is not None and not (
+            isinstance(paths, list) and all(isinstance(p, str) for p in paths)
+        ):
+            raise BadRequest("paths is a list of property paths such as db.password.")
+        done = rotations.environment_rotate(environment=environment, actor=actor, paths=paths)
+        event_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{environment.pk}/{done.revision.number}"))
+        created = time_text(done.revision.created)
+        rotated = [
+            {
+                "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{event_id}/{r.path}")),
+                "environmentPath": rotations.relative_path(r.path),
+                "status": "succeeded",
+            }
+            for r in done.rotated
+        ]
+        event: dict[str, Any] = {
+            "id": event_id,
+            "environmentId": str(environment.pk),
+            "created": created,
+            "preRotationRevision": done.before,
+            "userID": actor.login,
+            "completed": created,
+            "status": "succeeded",
+            "rotations": rotated,
+        }
+        if done.rotated:
+            event["postRotationRevision"] = done.revision.number
+        return Response({"secretRotationEvent": event})
 
 
 # --- revisions and revision tags ----------------------------------------------------------------

@@ -10,7 +10,7 @@ only in local variables on the way in and in the response on the way out.
 from __future__ import annotations
 
 import secrets as random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from audit.services import audit_record
-from environments import access, evaluator, providers, sealing, selectors, syntax
+from environments import access, evaluator, providers, rotators, sealing, selectors, syntax
 from environments.access import Actor
 from environments.errors import DefinitionInvalid, EnvironmentConflict, EnvironmentInvalid
 from environments.evaluator import Evaluation, Loader, Opener, Source
@@ -141,7 +141,10 @@ def environment_check(
     else:
         source = Source(CHECK_NAME, text, _mask_only, context=context_of(actor))
     return evaluator.evaluate(
-        source, loader(actor, box, reveal=False), providers=providers.names(), rotators=()
+        source,
+        loader(actor, box, reveal=False),
+        providers=providers.schemas(),
+        rotators=rotators.schemas(),
     )
 
 
@@ -218,11 +221,13 @@ def environment_update(
     expected_revision: int | None = None,
     box: SecretBox | None = None,
     now: datetime | None = None,
+    rotated: Sequence[str] = (),
 ) -> Revision:
     """Save a definition as the next revision, secrets sealed; 400 with diagnostics if invalid.
 
     Refuses with 409 when `expected_revision` (from `If-Match`/`ETag`) is not the latest.
-    Every update makes a new revision, even an identical one.
+    Every update makes a new revision, even an identical one. `rotated` (the paths of the
+    `fn::rotate` calls a rotation wrote) records the change as a rotation.
     """
     box = box or default_box()
     checked = environment_check(actor=actor, text=text, environment=environment, box=box)
@@ -247,13 +252,21 @@ def environment_update(
         locked.save(update_fields=["revision", "modified"])
         revision = _revision_create(locked, locked.revision, sealed, actor, now)
         # The revision number only: the definition (ciphertexts included) stays out of the log.
+        after: dict[str, Any] = {"revision": locked.revision}
+        if rotated:
+            after["rotated"] = list(rotated)
         audit_record(
-            event="environment-updated",
-            description=f"The environment {locked} was saved as revision {locked.revision}.",
+            event="environment-rotated" if rotated else "environment-updated",
+            description=(
+                f"The environment {locked} was rotated ({', '.join(rotated)}) as revision "
+                f"{locked.revision}."
+                if rotated
+                else f"The environment {locked} was saved as revision {locked.revision}."
+            ),
             organization=locked.organization,
             target=locked,
             before={"revision": locked.revision - 1},
-            after={"revision": locked.revision},
+            after=after,
             now=now,
         )
     environment.revision, environment.modified = locked.revision, locked.modified

@@ -33,8 +33,10 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from environments import builtins
+from environments import builtins, inputschema
+from environments.inputschema import CallSchema, Schema
 from environments.parser import parse
+from environments.rotation import Rotated, Rotation
 from environments.syntax import (
     DEFAULT_PROJECT,
     MAX_ENVIRONMENTS,
@@ -57,6 +59,7 @@ from environments.syntax import (
     Reference,
     SecretNode,
     Value,
+    below,
     format_path,
     join_path,
     unknown_value,
@@ -139,6 +142,8 @@ class OpenCall:
 
 
 Opener = Callable[[OpenCall], Mapping[str, Any]]
+# Provider (rotator) names, or names mapped to what their calls accept.
+Registry = Collection[str] | Mapping[str, CallSchema]
 
 
 @dataclass(frozen=True)
@@ -197,6 +202,8 @@ class _Evaluator:
         self.memo: dict[int, Value] = {}
         self.active: list[int] = []
         self.context = _context_value(source)
+        # Only the environment being rotated rotates: never the calls of an import.
+        self.rotation = session.rotation if len(stack) == 1 else None
 
     def error(self, summary: str, where: Range | None, path: str) -> Value:
         diagnostic = Diagnostic(summary, path, where)
@@ -300,8 +307,13 @@ class _Evaluator:
                 node.range,
                 node.path,
             )
+        spec = known.get(node.provider) if isinstance(known, Mapping) else None
+        if node.kind == "rotate":
+            return self.rotate(node, spec or CallSchema())
         arguments = self.value_of(node.arguments)
         if arguments is _ERROR:
+            return _ERROR
+        if spec is not None and not self.conforms(spec.inputs, arguments, node.arguments.path):
             return _ERROR
         if self.source.open is None or arguments.has_unknown():
             return unknown_value(node.range)
@@ -312,6 +324,64 @@ class _Evaluator:
             return _from_outputs(self.source.open(call), node.range)
         except OpenFailed as exc:
             return self.error(f"fn::open::{node.provider}: {exc}", node.range, node.path)
+
+    def conforms(self, schema: Schema, value: Value, path: str) -> bool:
+        """Check a call's inputs (or a rotator's state) against its schema; diagnostics at the
+        path of each value at fault."""
+        problems = inputschema.check(schema, value)
+        for problem in problems:
+            self.error(problem.summary, problem.range, below(path, problem.accessors))
+        return not problems
+
+    def rotate(self, node: OpenNode, spec: CallSchema) -> Value:
+        """`fn::rotate`: its state when opened; with a rotation that wants it, the new state.
+
+        Rotate-only inputs are evaluated at check time and when rotating, never on open.
+        """
+        entries = node.arguments.entries if isinstance(node.arguments, MapNode) else {}
+        rotation = self.rotation if self.rotation and self.rotation.wants(node.path) else None
+        opening = self.source.open is not None and rotation is None
+        skip = spec.rotate_only if opening else frozenset()
+        inputs_node = entries.get("inputs")
+        if isinstance(inputs_node, MapNode):
+            parts = {k: self.value_of(v) for k, v in inputs_node.entries.items() if k not in skip}
+            inputs = _ERROR if _ERROR in parts.values() else Value.container(parts, node.range)
+        else:
+            inputs = self.value_of(inputs_node) if inputs_node is not None else Value({})
+        state_node = entries.get("state")
+        state = self.value_of(state_node) if state_node is not None else Value(None)
+        if inputs is _ERROR or state is _ERROR:
+            return _ERROR
+        at = node.arguments.path
+        schema = spec.inputs
+        if skip and isinstance(schema, Mapping):  # what was not evaluated is not required
+            needed = [k for k in schema.get("required", ()) if k not in skip]
+            schema = {**schema, "required": needed}
+        checked = self.conforms(schema, inputs, join_path(at, "inputs"))
+        if state.value is not None and not self.conforms(spec.state, state, join_path(at, "state")):
+            checked = False
+        if not checked:
+            return _ERROR
+        if rotation is not None:
+            return self.rotated(node, rotation, inputs, state)
+        if self.source.open is None or state.has_unknown():
+            return unknown_value(node.range)
+        current = state.plain(reveal=True)
+        return _from_outputs(current if current is not None else {}, node.range)
+
+    def rotated(self, node: OpenNode, rotation: Rotation, inputs: Value, state: Value) -> Value:
+        if inputs.has_unknown() or state.has_unknown():
+            summary = "the rotator's inputs depend on values that are not known while rotating"
+            return self.error(summary, node.range, node.path)
+        arguments = {"inputs": inputs.plain(reveal=True), "state": state.plain(reveal=True)}
+        call = OpenCall(node.provider, arguments, self.source.name, node.path, "rotate")
+        try:
+            new_state = rotation.rotate(call)
+            value = _from_outputs(new_state, node.range)
+        except OpenFailed as exc:
+            return self.error(f"fn::rotate::{node.provider}: {exc}", node.range, node.path)
+        rotation.rotated.append(Rotated(node.path, node.arguments.path, value.plain(reveal=True)))
+        return value
 
     def interpolate(self, node: Interpolation) -> Value:
         if len(node.parts) == 1 and isinstance(node.parts[0], Reference):
@@ -433,9 +503,10 @@ class _Session:
     """One evaluation: the import graph, loaded environments and all diagnostics."""
 
     load: Loader
-    providers: Collection[str] | None = None
-    rotators: Collection[str] | None = None
+    providers: Registry | None = None
+    rotators: Registry | None = None
     context: Mapping[str, Any] | None = None
+    rotation: Rotation | None = None
     diagnostics: list[Diagnostic] = field(default_factory=list)
     cache: dict[str, Value | None] = field(default_factory=dict)
     loaded: list[str] = field(default_factory=list)
@@ -498,16 +569,19 @@ def evaluate(
     source: Source,
     load: Loader,
     *,
-    providers: Collection[str] | None = None,
-    rotators: Collection[str] | None = None,
+    providers: Registry | None = None,
+    rotators: Registry | None = None,
+    rotation: Rotation | None = None,
 ) -> Evaluation:
     """Evaluate an environment and everything it imports; never raises for bad definitions.
 
     With `providers` (`rotators`), an `fn::open::<name>` (`fn::rotate::<name>`) whose name is
-    not among them is a diagnostic. `source.context` is what `${context.…}` reads, for the
-    environment and everything it imports.
+    not among them is a diagnostic; given as a mapping to `CallSchema`s, each call's inputs
+    (and a rotator's state) are checked against its schema. `source.context` is what
+    `${context.…}` reads, for the environment and everything it imports. With `rotation`, the
+    root environment's `fn::rotate` calls it wants are rotated (`rotation.rotated` lists them).
     """
-    session = _Session(load, providers, rotators, source.context)
+    session = _Session(load, providers, rotators, source.context, rotation=rotation)
     value = session.environment(source, (source.name,))
     diagnostics = tuple(session.diagnostics)
     return Evaluation(

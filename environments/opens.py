@@ -21,7 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from environments import evaluator, providers, sealing, selectors, signing
+from environments import evaluator, providers, rotators, sealing, selectors, signing
 from environments.access import Actor
 from environments.definitions import OpenerFor, RequestInfo, context_of, decrypter, loader
 from environments.errors import DefinitionInvalid, EnvironmentInvalid
@@ -422,8 +422,8 @@ def _evaluate_revision(
     return evaluator.evaluate(
         source,
         loader(actor, box, reveal=True, pins=pins, used=used, opener=opener),
-        providers=providers.names(),
-        rotators=(),
+        providers=providers.schemas(),
+        rotators=rotators.schemas(),
     )
 
 

@@ -375,3 +375,10 @@ def child_of(inner: Any, accessor: str | int) -> Value | None:
 def join_path(path: str, key: str) -> str:
     """`path.key`, or `path["odd key"]` when the key is not a plain name."""
     return f"{path}.{key}" if PLAIN_KEY.fullmatch(key) else f"{path}[{json.dumps(key)}]"
+
+
+def below(path: str, accessors: tuple[str | int, ...]) -> str:
+    """The path of a value below `path`: `path.key`, `path["odd key"]`, `path[0]`."""
+    for accessor in accessors:
+        path = f"{path}[{accessor}]" if isinstance(accessor, int) else join_path(path, accessor)
+    return path

@@ -35,6 +35,7 @@ urlpatterns: list[URLPattern] = [
         api.OpenSessionApi.as_view(),
         name="api-esc-session",
     ),
+    path(base + "/rotate", api.RotateApi.as_view(), name="api-esc-rotate"),
     path(base + "/versions", api.RevisionListApi.as_view(), name="api-esc-revisions"),
     path(
         base + "/versions/tags",

@@ -4,6 +4,11 @@
 first used, so a module that is missing (or fails to import) takes out only its own name: the
 registry, `oidc` and every other provider keep working, and opening a definition that uses the
 missing one is a clear diagnostic, never a crash.
+
+Each provider module declares `INPUTS`, the JSON Schema of its arguments (types and the keys
+it knows; `environments.inputschema`), checked with diagnostics at each argument's path when a
+definition is checked or saved and again on open, before the provider runs. The provider's own
+checks (formats, ranges, required keys) still run when it is called.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import importlib
 import logging
 from collections.abc import Mapping
 
+from environments.inputschema import CallSchema
 from environments.providers.base import Provider
 
 logger = logging.getLogger(__name__)
@@ -44,3 +50,16 @@ def provider_named(name: str) -> Provider | None:
         return None
     found = getattr(module, function, None)
     return found if callable(found) else None
+
+
+def schemas() -> dict[str, CallSchema]:
+    """Every provider name with the schema of its inputs (`True` when its module is missing)."""
+    found: dict[str, CallSchema] = {}
+    for name, (module_name, _function) in PROVIDERS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            found[name] = CallSchema()
+            continue
+        found[name] = CallSchema(inputs=getattr(module, "INPUTS", True))
+    return found

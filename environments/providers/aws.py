@@ -63,6 +63,26 @@ def sts_endpoint(region: str | None) -> str:
     return f"https://sts.{region}.{domain}"
 
 
+# The schema of the arguments (types; the checks below say the rest): `environments.inputschema`.
+INPUTS = {
+    "type": "object",
+    "properties": {
+        "oidc": {
+            "type": "object",
+            "properties": {
+                "roleArn": {"type": "string"},
+                "sessionName": {"type": ["string", "number"]},
+                "duration": {"type": ["string", "number"]},
+                "policyArns": {"type": "array", "items": {"type": "string"}},
+                "subjectAttributes": {"type": "array", "items": {"type": "string"}},
+            },
+        },
+        "region": {"type": "string"},
+        "endpoint": {"type": "string"},
+    },
+}
+
+
 def aws_login(context: OpenContext, arguments: Mapping[str, Any]) -> Credentials:
     """Assume `oidc.roleArn` with the portal's ID token; returns the session's keys."""
     args = Arguments.read(

@@ -55,6 +55,21 @@ SUBSCRIPTION = re.compile(r"(?:/subscriptions/)?" + GUID.pattern)
 SCOPE = re.compile(r"[!-~]{1,300}/\.default")
 
 
+# The schema of the arguments (types; the checks below say the rest): `environments.inputschema`.
+INPUTS = {
+    "type": "object",
+    "properties": {
+        "clientId": {"type": "string"},
+        "tenantId": {"type": "string"},
+        "subscriptionId": {"type": "string"},
+        "oidc": {"type": "boolean"},
+        "subjectAttributes": {"type": "array", "items": {"type": "string"}},
+        "authorityHost": {"type": "string"},
+        "scope": {"type": "string"},
+    },
+}
+
+
 def azure_login(context: OpenContext, arguments: Mapping[str, Any]) -> Credentials:
     """Log the app registration `clientId` in with the portal's ID token as its assertion."""
     args = Arguments.read(

@@ -70,6 +70,28 @@ def pool_provider_audience(project: str, pool: str, provider: str) -> str:
     )
 
 
+# The schema of the arguments (types; the checks below say the rest): `environments.inputschema`.
+INPUTS = {
+    "type": "object",
+    "properties": {
+        "project": {"type": ["string", "number"]},
+        "oidc": {
+            "type": "object",
+            "properties": {
+                "workloadPoolId": {"type": ["string", "number"]},
+                "providerId": {"type": ["string", "number"]},
+                "serviceAccount": {"type": "string"},
+                "tokenLifetime": {"type": ["string", "number"]},
+                "region": {"type": "string"},
+                "subjectAttributes": {"type": "array", "items": {"type": "string"}},
+            },
+        },
+        "stsEndpoint": {"type": "string"},
+        "iamCredentialsEndpoint": {"type": "string"},
+    },
+}
+
+
 def gcp_login(context: OpenContext, arguments: Mapping[str, Any]) -> Credentials:
     """Exchange the portal's ID token at Google STS, then impersonate the service account."""
     args = Arguments.read(

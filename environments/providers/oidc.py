@@ -27,6 +27,15 @@ from environments.providers.base import (
 )
 
 ARGUMENTS = frozenset({"audience", "subjectAttributes", "duration"})
+# The schema of the arguments (types; the checks below say the rest): `environments.inputschema`.
+INPUTS = {
+    "type": "object",
+    "properties": {
+        "audience": {"type": "string"},
+        "subjectAttributes": {"type": "array", "items": {"type": "string"}},
+        "duration": {"type": ["string", "number"]},
+    },
+}
 DEFAULT_LIFETIME = timedelta(minutes=5)
 
 

@@ -41,6 +41,24 @@ NAMESPACE = re.compile(r"[A-Za-z0-9_-]+(?:/[A-Za-z0-9_-]+)*/?")
 ROLE = re.compile(r"[!-~]{1,256}")
 
 
+# The schema of the arguments (types; the checks below say the rest): `environments.inputschema`.
+INPUTS = {
+    "type": "object",
+    "properties": {
+        "address": {"type": "string"},
+        "namespace": {"type": "string"},
+        "jwt": {
+            "type": "object",
+            "properties": {
+                "role": {"type": ["string", "number"]},
+                "mount": {"type": "string"},
+                "subjectAttributes": {"type": "array", "items": {"type": "string"}},
+            },
+        },
+    },
+}
+
+
 def vault_login(context: OpenContext, arguments: Mapping[str, Any]) -> Credentials:
     """Log in to Vault's JWT auth method as `jwt.role`; returns the client token."""
     args = Arguments.read(

@@ -20,14 +20,18 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from environments.evaluator import Evaluation, OpenCall, OpenFailed, Source, evaluate
+from environments.rotation import Rotation
+from environments.rotators.base import RotateContext, RotatorError
 from environments.syntax import DEFAULT_PROJECT
 from kernel.secretbox import DecryptFailed
+from tests.environments.esc_rotators import PROVIDERS, ROTATORS
 
 ROOT = Path(__file__).resolve().parents[2]
 VECTORS = next(
@@ -42,13 +46,11 @@ VECTORS = next(
 # Cases that cannot apply, with the reason. Everything else must pass.
 NOT_APPLICABLE: dict[str, str] = {
     "bench": "a benchmark (Pulumi's own suite skips it too)",
-    "schema-error": "JSON-schema checks of provider inputs: the test providers' schemas are "
-    "Go code in Pulumi's harness, and the portal's providers check their inputs themselves",
-    "rotate-state": "JSON-schema checks of a rotator's state (the echo rotator's schema)",
     "omnibus": "Pulumi's fn::toString of a map merged from an import leaves the imported keys "
     "out (its fn::toJSON of the same value keeps them); the portal renders the merged map in both",
-    "inline-reference-rotateOnly": "rotate-only inputs (`next` in the echo rotator's schema) "
-    "are evaluated only when rotating; the portal has no rotators and does not model them",
+    "inline-reference-rotateOnly": "its diagnostics are those of a check (rotate-only inputs "
+    "are evaluated when checking and rotating, not when opening, which is what this suite "
+    "does): tests/environments/test_rotation.py checks that case's rule",
 }
 
 CONTEXT = {"pulumi": {"user": {"id": "USER_123"}}}
@@ -66,10 +68,7 @@ def rot128_decrypt(ciphertext: str) -> str:
 
 
 def test_open(call: OpenCall) -> Any:
-    """The suite's providers (`test`, `secret-wrapper`, `error`, `schema`) and rotators."""
-    if call.kind == "rotate":
-        state = call.arguments.get("state") if isinstance(call.arguments, Mapping) else None
-        return state if state is not None else {}
+    """The suite's providers (`test`, `secret-wrapper`, `error`, `schema`)."""
     if call.provider == "error":
         why = call.arguments.get("why") if isinstance(call.arguments, Mapping) else None
         raise OpenFailed(str(why))
@@ -77,6 +76,21 @@ def test_open(call: OpenCall) -> Any:
 
 
 test_open.__test__ = False  # type: ignore[attr-defined]  # not a test function
+
+
+def test_rotate(call: OpenCall) -> Any:
+    """The suite's rotators (`swap`, `echo`): the new state."""
+    context = RotateContext("org", "default", call.environment, "USER_123", datetime.now)
+    try:
+        return ROTATORS[call.provider].rotate(
+            context, call.arguments["inputs"] or {}, call.arguments["state"]
+        )
+    except RotatorError as exc:
+        raise OpenFailed(exc.message) from exc
+
+
+test_rotate.__test__ = False  # type: ignore[attr-defined]  # not a test function
+ROTATOR_SCHEMAS = {name: rotator.schema for name, rotator in ROTATORS.items()}
 
 
 def case_names() -> list[str]:
@@ -114,10 +128,11 @@ def expected_paths(expected: dict[str, Any]) -> tuple[set[str], set[str]]:
     return {d.get("Path", "") for d in first}, {d.get("Path", "") for ds in lists for d in ds}
 
 
-def run_case(name: str) -> tuple[Evaluation, dict[str, Any]]:
+def run_case(name: str, rotation: Rotation | None = None) -> tuple[Evaluation, dict[str, Any]]:
     assert VECTORS is not None
     root, load, expected = load_case(VECTORS / name)
-    return evaluate(root, load), expected
+    result = evaluate(root, load, providers=PROVIDERS, rotators=ROTATOR_SCHEMAS, rotation=rotation)
+    return result, expected
 
 
 def check_case(name: str) -> None:
@@ -165,3 +180,34 @@ def test_pulumi_eval_suite_summary(capsys: pytest.CaptureFixture[str]) -> None:
         )
     assert not failed, failed
     assert set(NOT_APPLICABLE) <= set(names)
+
+
+def rotate_case_names() -> list[str]:
+    names = []
+    for name in case_names():
+        assert VECTORS is not None
+        overrides = VECTORS / name / "overrides.json"
+        if overrides.is_file() and json.loads(overrides.read_text()).get("rotate"):
+            names.append(name)
+    return names
+
+
+@pytest.mark.skipif(VECTORS is None, reason="shared/vectors/esc-eval is not beside the clone")
+@pytest.mark.parametrize("name", rotate_case_names())
+def test_pulumi_rotate_case(name: str) -> None:
+    """Rotating the case (all calls, or `rotatePaths`): Pulumi's `rotateJson` and patches."""
+    assert VECTORS is not None
+    overrides = json.loads((VECTORS / name / "overrides.json").read_text())
+    rotation = Rotation.of(test_rotate, overrides.get("rotatePaths"))
+    result, expected = run_case(name, rotation)
+    listed = [expected.get(k) or [] for k in ("loadDiags", "checkDiags", "rotateDiags")]
+    if any(listed):
+        every = {d.get("Path", "") for ds in listed for d in ds}
+        assert result.diagnostics
+        assert {d.path for d in result.diagnostics} <= every, result.diagnostics
+        return
+    assert result.diagnostics == (), result.diagnostics
+    assert result.value is not None
+    assert result.value.plain(reveal=True) == expected["rotateJson"]
+    patched = sorted(f"{r.call_path}.state" for r in rotation.rotated)
+    assert patched == sorted(p["DocPath"] for p in expected["rotatePatches"])

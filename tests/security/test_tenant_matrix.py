@@ -237,6 +237,7 @@ API_NEEDS: dict[str, dict[str, frozenset[str]]] = {
     "api-esc-decrypt": {"GET": ENV_WRITE},
     "api-esc-open": {"POST": ENV_OPEN},
     "api-esc-session": {"GET": ENV_OPEN},
+    "api-esc-rotate": {"POST": ENV_WRITE},
     "api-esc-revisions": {"GET": ENV_READ},
     "api-esc-revision-tags": {"GET": ENV_READ, "POST": ENV_WRITE},
     "api-esc-revision-tag": {
