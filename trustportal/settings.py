@@ -84,6 +84,7 @@ MIDDLEWARE = [
     "trustportal.middleware.DatabaseUnavailableMiddleware",
     "trustportal.unstorable.UnstorableTextMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "trustportal.lean.LeanRouteMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
