@@ -16,7 +16,6 @@ their paths and views.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import cast
 
 from django.http import HttpRequest, HttpResponse
 from django.middleware.clickjacking import XFrameOptionsMiddleware
@@ -40,7 +39,7 @@ class LeanRouteMiddleware:
             return self.get_response(request)
         response = self._view(request)
         # The one header the skipped XFrameOptionsMiddleware would have set.
-        return cast(HttpResponse, self._frame_options.process_response(request, response))
+        return self._frame_options.process_response(request, response)
 
     def _lean_paths(self) -> frozenset[str]:
         if self._paths is None:  # the URL configuration is not importable at startup
