@@ -237,6 +237,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "tokens.schema.document_errors",
+        "exchange.schema.document_token_endpoint",
     ],
 }
 
