@@ -59,6 +59,9 @@ class LeanRouteMiddleware:
             return self.get_response(request)
         request.resolver_match = match
         try:
-            return match.func(request, *match.args, **match.kwargs)
+            response = match.func(request, *match.args, **match.kwargs)
+            if callable(getattr(response, "render", None)):  # a template or DRF response
+                response = response.render()
         except DATABASE_UNAVAILABLE as exc:
             return database_unavailable_response(request, exc)
+        return response
