@@ -27,7 +27,7 @@ def _variants() -> dict[str, tuple[list[str], str]]:
     urls = settings.ROOT_URLCONF
     lean_at = full.index(LEAN)
     variants = {
-        "lean path (as served)": (full, urls),
+        "lean path, DRF APIView (as served)": (full, urls),
         "whole middleware stack (no lean path)": ([m for m in full if m != LEAN], urls),
     }
     for layer in full[:lean_at]:
@@ -36,7 +36,7 @@ def _variants() -> dict[str, tuple[list[str], str]]:
             urls,
         )
     variants["the view alone (no layer)"] = ([LEAN], urls)
-    variants["DRF APIView on the lean path"] = (full, "bench.drf_urls")
+    variants["plain Django view on the lean path (no DRF)"] = (full, "bench.plain_urls")
     return variants
 
 
@@ -92,7 +92,7 @@ def measure_layers(bodies: list[bytes], requests: int) -> None:
                 once(counter)
                 counter += 1
             times[name].append((time.perf_counter() - started) / block * 1000)
-    lean = statistics.median(times["lean path (as served)"])
+    lean = statistics.median(times["lean path, DRF APIView (as served)"])
     print(f"\n{'variant':52} {'ms/request':>10} {'vs lean':>9}   (median of {BLOCKS} x {block})")
     for name, values in times.items():
         median = statistics.median(values)

@@ -11,8 +11,8 @@ the profile `docs/performance.md` discusses. Requests rotate over the benchmark'
 
 `--layers` instead measures what each layer in front of the view costs: the request with the
 lean path, with the whole middleware stack, with each lean-path layer left out in turn, with no
-layer at all, and through the DRF variant of the view (`bench/drf_variant.py`), in alternating
-blocks so that a busy machine slows each alike.
+layer at all, and through a plain Django view instead of the DRF one
+(`bench/plain_variant.py`), in alternating blocks so that a busy machine slows each alike.
 """
 
 from __future__ import annotations

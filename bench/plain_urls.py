@@ -1,4 +1,4 @@
-"""The project's URLs with `/api/oauth/token` served by the DRF variant (`bench.profile`)."""
+"""The project's URLs with `/api/oauth/token` served by the plain view (`bench.profile`)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from typing import cast
 
 from django.urls import URLPattern, URLResolver, path
 
-from bench.drf_variant import TokenExchangeAPIView
+from bench.plain_variant import token_exchange
 from trustportal.urls import urlpatterns as project_patterns
 
 urlpatterns: list[URLPattern | URLResolver] = [
-    path("api/oauth/token", TokenExchangeAPIView.as_view(), name="oauth-token"),
+    path("api/oauth/token", token_exchange, name="oauth-token"),
     *cast(list[URLPattern | URLResolver], project_patterns),
 ]
