@@ -1,11 +1,18 @@
 """Profile the exchange in one process: SQL statements per request and where the time goes.
 
     python -m bench.profile [--requests 2000] [--html var/bench/profile.html]
+                            [--rate-limits on|off] [--database NAME] [--layers]
 
 Builds the benchmark's data in its own fresh database (as `bench.run` does), then sends
 exchanges straight to Django's WSGI handler (production settings, no network, no server), counts
 the SQL statements of one warm request, and runs pyinstrument over the rest. What it prints is
-the profile `docs/performance.md` discusses.
+the profile `docs/performance.md` discusses. Requests rotate over the benchmark's 1,000 callers
+(subjects and client addresses), so the production rate limits count without refusing.
+
+`--layers` instead measures what each layer in front of the view costs: the request with the
+lean path, with the whole middleware stack, with each lean-path layer left out in turn, with no
+layer at all, and through a plain Django view instead of the DRF one
+(`bench/plain_variant.py`), in alternating blocks so that a busy machine slows each alike.
 """
 
 from __future__ import annotations
@@ -20,13 +27,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.run import ROOT, exchange_body, recreate_database, server_env
+from bench.run import ROOT, address, exchange_body, recreate_database, server_env
+
+PROFILE_DB = "trustportal_profile"
 
 
-def _environ(body: bytes, *, path: str = "/api/oauth/token", auth: str = "") -> dict[str, Any]:
+def _environ(
+    body: bytes, *, path: str = "/api/oauth/token", auth: str = "", caller: int = 0
+) -> dict[str, Any]:
     extra = {"HTTP_AUTHORIZATION": f"token {auth}"} if auth else {}
     return {
         **extra,
+        "HTTP_X_FORWARDED_FOR": address(caller),
         "REQUEST_METHOD": "POST" if body else "GET",
         "PATH_INFO": path,
         "SERVER_NAME": "127.0.0.1",
@@ -92,6 +104,11 @@ def main() -> None:
     parser.add_argument(
         "--user", action="store_true", help="profile GET /api/user with a token instead"
     )
+    parser.add_argument("--rate-limits", choices=("on", "off"), default="on")
+    parser.add_argument("--database", default=PROFILE_DB, help="the profile's own database")
+    parser.add_argument(
+        "--layers", action="store_true", help="the cost of each layer, and of DRF, instead"
+    )
     parser.add_argument(
         "--no-health-checks",
         action="store_true",
@@ -101,8 +118,8 @@ def main() -> None:
 
     import subprocess
 
-    database_url = recreate_database()
-    env = server_env(database_url)
+    database_url = recreate_database(args.database)
+    env = server_env(database_url, rate_limits=args.rate_limits == "on")
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True
     )
@@ -121,17 +138,31 @@ def main() -> None:
     if args.no_health_checks:
         connection.settings_dict["CONN_HEALTH_CHECKS"] = False
     world = bench_setup.build(scale=False)
+    if args.layers:
+        from bench.layers import measure_layers
+
+        measure_layers([exchange_body(t).encode() for t in world.tokens], args.requests)
+        world.issuer.stop()
+        return
     app = WSGIHandler()
     body = exchange_body(world.token).encode()
+    bodies = [exchange_body(t).encode() for t in world.tokens]
     statuses: list[str] = []
-    request_body, path = (b"", "/api/user") if args.user else (body, "/api/oauth/token")
+    path = "/api/user" if args.user else "/api/oauth/token"
+    counter = iter(range(10**9))
 
     def start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
         statuses.append(status)
 
     def once() -> None:
+        n = next(counter) % len(bodies)
         response = app(
-            _environ(request_body, path=path, auth=world.api_token if args.user else ""),
+            _environ(
+                b"" if args.user else bodies[n],
+                path=path,
+                auth=world.api_token if args.user else "",
+                caller=n,
+            ),
             start_response,
         )
         b"".join(response)

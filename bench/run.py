@@ -1,12 +1,17 @@
 """Benchmark harness for SPEC §13: the real server against a bare-WSGI floor, in one run.
 
     python -m bench.run [--seconds 10] [--rounds 3] [--scenarios exchange,scale,kids,user,purge]
+                        [--rate-limits on|off] [--workers 2] [--database trustportal_bench]
 
 Needs PostgreSQL and Redis (the same as `.ci/run`; DATABASE_URL's server is used, with a fresh
 database `trustportal_bench`) and `wrk` (Debian package). Starts: a local OIDC issuer (thread),
-the project under gunicorn (2 workers, DEBUG off, production settings), the floor under gunicorn
-(2 workers), and drives both with wrk from a separate process, 8 connections, warm-up then
-rounds alternating floor and project. Prints a table and the ratios; writes var/bench/results.json.
+the project under gunicorn (2 workers, DEBUG off, production settings with the rate limits at
+their defaults unless `--rate-limits off`), the floor under gunicorn (as many workers), and drives
+both with wrk from a separate process, 8 connections, warm-up then rounds alternating floor and
+project. Requests come from 1,000 client addresses (`X-Forwarded-For`, the server trusting the
+local proxy) with 1,000 subjects, as a real CI fleet behind a load balancer would, so the rate
+limits count every request without refusing any. Prints a table and the ratios; writes
+var/bench/results-rate-limits-<on|off>-<workers>w.json.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 DB_NAME = "trustportal_bench"
+WORKERS = 2
 AUDIENCE = "urn:pulumi:org:acme"
 CONNECTIONS = 8
 WRK = "/usr/bin/wrk"
@@ -120,16 +126,18 @@ def server_url() -> str:
     return base.rsplit("/", 1)[0]
 
 
-def recreate_database() -> str:
+def recreate_database(name: str) -> str:
     import psycopg
 
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name):
+        raise SystemExit(f"not a plain database name: {name!r}")
     with psycopg.connect(server_url() + "/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DB_NAME}")
-    return f"{server_url()}/{DB_NAME}"
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
+    return f"{server_url()}/{name}"
 
 
-def server_env(database_url: str) -> dict[str, str]:
+def server_env(database_url: str, *, rate_limits: bool) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRUSTPORTAL_")}
     env.update(
         DATABASE_URL=database_url,
@@ -142,17 +150,18 @@ def server_env(database_url: str) -> dict[str, str]:
         TRUSTPORTAL_ALLOW_HTTP_ISSUERS="true",
         TRUSTPORTAL_ISSUER_ALLOWED_NETWORKS="127.0.0.0/8",
         TRUSTPORTAL_OIDC_ISSUER_URL="https://portal.bench.example/oidc",
-        TRUSTPORTAL_RATE_LIMIT_PER_IP="0",
-        TRUSTPORTAL_RATE_LIMIT_PER_SUBJECT="0",
+        TRUSTPORTAL_TRUSTED_PROXIES="127.0.0.1/32",  # wrk stands for the load balancer
         TRUSTPORTAL_LOG_LEVEL="WARNING",
         TRUSTPORTAL_VAR_DIR=str(ROOT / "var" / "bench"),
         DJANGO_SETTINGS_MODULE="trustportal.settings",
     )
+    if not rate_limits:
+        env.update(TRUSTPORTAL_RATE_LIMIT_PER_IP="0", TRUSTPORTAL_RATE_LIMIT_PER_SUBJECT="0")
     return env
 
 
 @contextmanager
-def gunicorn(app: str, port: int, env: dict[str, str]) -> Iterator[str]:
+def gunicorn(app: str, port: int, env: dict[str, str], workers: int = WORKERS) -> Iterator[str]:
     process = subprocess.Popen(  # noqa: S603
         [
             str(BIN / "gunicorn"),
@@ -160,7 +169,7 @@ def gunicorn(app: str, port: int, env: dict[str, str]) -> Iterator[str]:
             "--bind",
             f"127.0.0.1:{port}",
             "--workers",
-            "2",
+            str(workers),
             "--log-level",
             "warning",
         ],
@@ -178,18 +187,28 @@ def gunicorn(app: str, port: int, env: dict[str, str]) -> Iterator[str]:
 
 LUA = """
 local bodies = {}
-for line in io.lines(os.getenv("BENCH_BODIES")) do table.insert(bodies, line) end
+local addresses = {}
+for line in io.lines(os.getenv("BENCH_BODIES")) do
+  local address, body = line:match("^([^\t]*)\t(.*)$")
+  table.insert(addresses, address)
+  table.insert(bodies, body)
+end
 local method = os.getenv("BENCH_METHOD")
 local auth = os.getenv("BENCH_AUTH")
 local i = 0
 request = function()
   i = i % #bodies + 1
-  local headers = {["Content-Type"] = "application/json"}
+  local headers = {["Content-Type"] = "application/json", ["X-Forwarded-For"] = addresses[i]}
   if auth ~= nil and auth ~= "" then headers["Authorization"] = "token " .. auth end
   if method == "GET" then return wrk.format("GET", wrk.path, headers) end
   return wrk.format("POST", wrk.path, headers, bodies[i])
 end
 """
+
+
+def address(n: int) -> str:
+    """The client address of the n-th body (one per body: the bodies are the callers)."""
+    return f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"
 
 
 def parse_duration(text: str) -> float:
@@ -203,7 +222,7 @@ def run_wrk(
     with tempfile.TemporaryDirectory() as tmp:
         script, body_file = Path(tmp) / "bench.lua", Path(tmp) / "bodies.txt"
         script.write_text(LUA)
-        body_file.write_text("\n".join(bodies) + "\n")
+        body_file.write_text("".join(f"{address(n)}\t{b}\n" for n, b in enumerate(bodies)))
         env = {
             **os.environ,
             "BENCH_BODIES": str(body_file),
@@ -295,12 +314,24 @@ def main() -> None:
     parser.add_argument(
         "--purge-seconds", type=int, default=75, help="length of the exchange load during the purge"
     )
+    parser.add_argument(
+        "--rate-limits",
+        choices=("on", "off"),
+        default="on",
+        help="on: the production defaults (600 per address, 120 per subject, per minute)",
+    )
+    parser.add_argument("--workers", type=int, default=WORKERS, help="gunicorn workers, each")
+    parser.add_argument("--database", default=DB_NAME, help="the benchmark's own database")
     args = parser.parse_args()
     scenarios = set(args.scenarios.split(","))
 
-    database_url = recreate_database()
-    env = server_env(database_url)
-    print(f"database {DB_NAME}: migrating…", flush=True)
+    database_url = recreate_database(args.database)
+    env = server_env(database_url, rate_limits=args.rate_limits == "on")
+    print(
+        f"database {args.database}: migrating… (rate limits {args.rate_limits}, "
+        f"{args.workers} workers)",
+        flush=True,
+    )
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "-v", "0"],
         cwd=ROOT,
@@ -322,24 +353,21 @@ def main() -> None:
     table: list[tuple[str, Result, Result]] = []
     extra: dict[str, Any] = {}
     with (
-        gunicorn("trustportal.wsgi", free_port(), env) as project,
-        gunicorn("bench.floor:application", free_port(), floor_env) as floor,
+        gunicorn("trustportal.wsgi", free_port(), env, args.workers) as project,
+        gunicorn("bench.floor:application", free_port(), floor_env, args.workers) as floor,
     ):
 
         def pair(
             name: str, project_path: str, bodies: list[str], **kw: Any
         ) -> tuple[Result, Result]:
             print(f"{name}: warm-up…", flush=True)
-            run_wrk(name, floor + "/", [exchange_body(world.token)], seconds=3)
+            floor_bodies = [exchange_body(t) for t in world.tokens]
+            run_wrk(name, floor + "/", floor_bodies, seconds=3)
             run_wrk(name, project + project_path, bodies, seconds=3, **kw)
             floors, projects = [], []
             for i in range(args.rounds):
                 print(f"{name}: round {i + 1}/{args.rounds}", flush=True)
-                floors.append(
-                    run_wrk(
-                        "floor", floor + "/", [exchange_body(world.token)], seconds=args.seconds
-                    )
-                )
+                floors.append(run_wrk("floor", floor + "/", floor_bodies, seconds=args.seconds))
                 projects.append(
                     run_wrk(name, project + project_path, bodies, seconds=args.seconds, **kw)
                 )
@@ -351,23 +379,22 @@ def main() -> None:
             pair(
                 "exchange (1 issuer x 1 definition)",
                 "/api/oauth/token",
-                [exchange_body(world.token)],
+                [exchange_body(t) for t in world.tokens],
             )
         if "scale" in scenarios:
             pair(
                 "exchange (1,000 issuers x 40 definitions)",
                 "/api/oauth/token",
                 [
-                    exchange_body(world.scale_token).replace(
-                        "urn:pulumi:org:acme", "urn:pulumi:org:big"
-                    )
+                    exchange_body(t).replace("urn:pulumi:org:acme", "urn:pulumi:org:big")
+                    for t in world.scale_tokens
                 ],
             )
         if "user" in scenarios:
             pair("GET /api/user", "/api/user", ["-"], method="GET", auth=world.api_token)
         if "purge" in scenarios:
             extra["purge"] = purge_under_load(
-                project, world.token, count=args.purge_tokens, seconds=args.purge_seconds
+                project, world.tokens, count=args.purge_tokens, seconds=args.purge_seconds
             )
         if "kids" in scenarios:
             world.issuer.clear_log()
@@ -387,6 +414,7 @@ def main() -> None:
                 "allowed_fetches": int(elapsed // 60) + 1,
             }
     world.issuer.stop()
+    extra["settings"] = {"rate_limits": args.rate_limits, "workers": args.workers}
     report(table, extra)
 
 
@@ -412,7 +440,9 @@ def seed_expired_tokens(count: int) -> None:
         cursor.execute(f"VACUUM ANALYZE {AccessToken._meta.db_table}")
 
 
-def purge_under_load(project: str, token: str, *, count: int, seconds: int) -> dict[str, Any]:
+def purge_under_load(
+    project: str, tokens: list[str], *, count: int, seconds: int
+) -> dict[str, Any]:
     """Purge `count` expired tokens (the Celery task's service) while wrk drives exchanges."""
     import threading
 
@@ -434,7 +464,7 @@ def purge_under_load(project: str, token: str, *, count: int, seconds: int) -> d
     load = run_wrk(
         "exchange during purge",
         project + "/api/oauth/token",
-        [exchange_body(token)],
+        [exchange_body(t) for t in tokens],
         seconds=seconds,
     )
     worker.join()
@@ -494,7 +524,9 @@ def report(table: list[tuple[str, Result, Result]], extra: dict[str, Any]) -> No
             f"(target < 100 ms), {purge['exchange_rps']} req/s, {purge['exchange_errors']} errors"
         )
     print("\n".join(lines))
-    out = ROOT / "var" / "bench" / "results.json"
+    settings = extra.get("settings", {})
+    suffix = f"-rate-limits-{settings['rate_limits']}-{settings['workers']}w" if settings else ""
+    out = ROOT / "var" / "bench" / f"results{suffix}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
         json.dumps(

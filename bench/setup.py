@@ -19,6 +19,15 @@ from tokens.services import token_create
 from trustportal.models import Organization
 
 SUB = "repo:acme/infra:ref:refs/heads/main"
+# Callers are spread over this many subjects (and as many client addresses, see bench/run.py), so
+# the production rate limits (600 per address, 120 per subject, per minute) count every request
+# without refusing the benchmark's own load; the definitions match them all by one pattern.
+CALLERS = 1000
+PATTERN = "repo:acme/*"
+
+
+def subject(n: int) -> str:
+    return f"repo:acme/svc-{n:04d}:ref:refs/heads/main"
 
 
 @dataclass
@@ -29,6 +38,8 @@ class World:
     api_token: str
     public_pem: str
     unknown_kid_tokens: list[str] = field(default_factory=list)
+    tokens: list[str] = field(default_factory=list)  # one per caller, acme
+    scale_tokens: list[str] = field(default_factory=list)  # one per caller, big
 
 
 def _allow(sub: str, audience: str) -> dict[str, object]:
@@ -51,7 +62,7 @@ def build(*, scale: bool) -> World:
     registered = issuer_register(organization=acme, url=issuer.url, name="bench", outbound=outbound)
     policy_update(
         policy=AuthPolicy.objects.get(issuer=registered),
-        definitions=[_allow(SUB, "urn:pulumi:org:acme")],
+        definitions=[_allow(PATTERN, "urn:pulumi:org:acme")],
     )
     day = 24 * 3600 - 120
     token = issuer.mint({"sub": SUB}, audience="urn:pulumi:org:acme", ttl=day)
@@ -65,9 +76,11 @@ def build(*, scale: bool) -> World:
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         .decode()
     )
-    scale_token = ""
-    if scale:
-        scale_token = _build_scale(issuer, day)
+    tokens = [
+        issuer.mint({"sub": subject(n)}, audience="urn:pulumi:org:acme", ttl=day)
+        for n in range(CALLERS)
+    ]
+    scale_tokens = _build_scale(issuer, day) if scale else [""]
     unknown = [
         issuer.mint(
             {"sub": SUB},
@@ -77,10 +90,12 @@ def build(*, scale: bool) -> World:
         )
         for _ in range(1000)
     ]
-    return World(issuer, token, scale_token, api_token, public_pem, unknown)
+    return World(
+        issuer, token, scale_tokens[0], api_token, public_pem, unknown, tokens, scale_tokens
+    )
 
 
-def _build_scale(issuer: DevIssuer, ttl: int) -> str:
+def _build_scale(issuer: DevIssuer, ttl: int) -> list[str]:
     """Organization `big`: 1,000 issuers (static JWKS) with 40 definitions each."""
     print("scale: creating 1,000 issuers x 40 definitions…", flush=True)
     big = Organization.objects.create(login="big", name="Big")
@@ -96,9 +111,12 @@ def _build_scale(issuer: DevIssuer, ttl: int) -> str:
             outbound=Outbound(policy=OutboundPolicy()),
         )
         definitions = [_allow(f"repo:team-{n}-{i}/*", "urn:pulumi:org:big") for i in range(39)]
-        definitions.append(_allow(SUB, "urn:pulumi:org:big"))
+        definitions.append(_allow(PATTERN, "urn:pulumi:org:big"))
         policy_update(policy=AuthPolicy.objects.get(issuer=registered), definitions=definitions)
         if n == 500:
             chosen = url
     assert Issuer.objects.filter(organization=big).count() == 1000
-    return issuer.mint({"sub": SUB, "iss": chosen}, audience="urn:pulumi:org:big", ttl=ttl)
+    return [
+        issuer.mint({"sub": subject(n), "iss": chosen}, audience="urn:pulumi:org:big", ttl=ttl)
+        for n in range(CALLERS)
+    ]

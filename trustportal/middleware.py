@@ -94,25 +94,28 @@ class DatabaseUnavailableMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not isinstance(exception, DATABASE_UNAVAILABLE):
             return None
-        close_database_connections()
-        request_id = str(getattr(request, "request_id", ""))
-        logger.warning(
-            "database unavailable request_id=%s path=%s error=%s",
-            request_id,
-            request.path,
-            type(exception).__name__,
-        )
-        error = ServiceUnavailable()
-        if request.path.startswith("/api/"):
-            return JsonResponse(
-                error.body(request_id), status=error.status, headers=error.headers()
-            )
-        return HttpResponse(
-            error.message,
-            status=error.status,
-            content_type="text/plain; charset=utf-8",
-            headers=error.headers(),
-        )
+        return database_unavailable_response(request, exception)
+
+
+def database_unavailable_response(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """The 503 for a lost database connection (JSON under /api/), after closing the connection."""
+    close_database_connections()
+    request_id = str(getattr(request, "request_id", ""))
+    logger.warning(
+        "database unavailable request_id=%s path=%s error=%s",
+        request_id,
+        request.path,
+        type(exception).__name__,
+    )
+    error = ServiceUnavailable()
+    if request.path.startswith("/api/"):
+        return JsonResponse(error.body(request_id), status=error.status, headers=error.headers())
+    return HttpResponse(
+        error.message,
+        status=error.status,
+        content_type="text/plain; charset=utf-8",
+        headers=error.headers(),
+    )
 
 
 class MethodNotAllowedPageMiddleware:

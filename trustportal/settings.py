@@ -84,6 +84,7 @@ MIDDLEWARE = [
     "trustportal.middleware.DatabaseUnavailableMiddleware",
     "trustportal.unstorable.UnstorableTextMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "trustportal.lean.LeanRouteMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -236,6 +237,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "tokens.schema.document_errors",
+        "exchange.schema.document_token_endpoint",
     ],
 }
 

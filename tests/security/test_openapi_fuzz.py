@@ -14,7 +14,11 @@ from __future__ import annotations
 import copy
 import os
 import socket
+import time
+import uuid
+import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -32,10 +36,13 @@ from schemathesis.specs.openapi.checks import (
 )
 
 import issuers.services
-from devtools.issuer import SigningKey
-from issuers.services import Outbound, outbound_policy
+from devtools.issuer import SigningKey, sign_jws
+from issuers.services import Outbound, issuer_register, outbound_policy
+from policies.models import AuthPolicy
+from policies.services import policy_update
 from tests.security.test_tenant_matrix import MARK, World, build_world
 from tokens.models import AccessToken
+from trustportal.models import Organization
 from trustportal.wsgi import application
 
 # Per operation; a deeper run: FUZZ_EXAMPLES=500 pytest tests/security/test_openapi_fuzz.py
@@ -145,6 +152,96 @@ def fuzz_world(outbound: Outbound, monkeypatch: pytest.MonkeyPatch) -> World:
     return build_world(outbound, victim="fuzzed")
 
 
+@dataclass(frozen=True)
+class ExchangeWorld:
+    """An issuer of the fuzzed organization whose ID tokens the fuzz can sign."""
+
+    key: SigningKey
+    issuer: str
+    audience: str
+
+    def token(self, **claims: Any) -> str:
+        now = int(time.time())
+        payload = {
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": "repo:fuzz/app:ref:refs/heads/main",
+            "jti": str(uuid.uuid4()),
+            "iat": now,
+            "nbf": now - 5,
+            "exp": now + 300,
+            **claims,
+        }
+        header = {"alg": self.key.alg, "typ": "JWT", "kid": self.key.kid}
+        return sign_jws(header, payload, self.key)
+
+    def request(self, **fields: Any) -> dict[str, Any]:
+        return {
+            "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+            "audience": self.audience,
+            "subject_token": self.token(),
+            "subject_token_type": "urn:ietf:params:oauth:token-type:id_token",
+            "requested_token_type": "urn:pulumi:token-type:access_token:organization",
+            "scope": "admin",
+            **fields,
+        }
+
+
+@pytest.fixture
+def exchange_world(fuzz_world: World, outbound: Outbound) -> ExchangeWorld:
+    organization = Organization.objects.get(login=fuzz_world.values["org"])
+    key = SigningKey.generate("ES256", kid="fuzz-exchange-kid")
+    url = "https://fuzz-exchange-issuer.example/oidc"
+    issuer = issuer_register(
+        organization=organization,
+        url=url,
+        name="fuzz-exchange",
+        jwks={"keys": [key.public_jwk()]},
+        outbound=outbound,
+    )
+    policy_update(
+        policy=AuthPolicy.objects.get(issuer=issuer),
+        definitions=[
+            {
+                "decision": "allow",
+                "tokenType": "organization",
+                "authorizedPermissions": ["admin"],
+                "rules": {"sub": "repo:fuzz/app:*"},
+            }
+        ],
+    )
+    return ExchangeWorld(key, url, f"urn:pulumi:org:{organization.login}")
+
+
+def _hostile_text(value: Any) -> bool:
+    return isinstance(value, str) and any(c == "\x00" or "\ud800" <= c <= "\udfff" for c in value)
+
+
+def _meaningful_exchange(case: Any, world: ExchangeWorld) -> None:
+    """Make a generated token request reach verification, the policy and the record.
+
+    Random strings stop at the first check; a quarter of the cases stay as generated, the others
+    get a real signed token and (some) the fields that let it through, keeping any unstorable text
+    the hooks put in. Which one is decided by the generated body, so runs stay reproducible.
+    """
+    if not isinstance(case.body, dict):
+        return
+    kept = {name: value for name, value in case.body.items() if _hostile_text(value)}
+    variant = zlib.crc32(repr(sorted(case.body.items(), key=str)).encode()) % 4
+    if variant == 1:  # a request that is granted
+        case.body = {**world.request(), **kept}
+    elif variant == 2:  # a real token refused later: expired, another audience, denied subject
+        refusals: list[dict[str, Any]] = [
+            {"exp": int(time.time()) - 600},
+            {"aud": "urn:pulumi:org:elsewhere"},
+            {"sub": "repo:other/app:ref:refs/heads/main"},
+        ]
+        chosen = refusals[zlib.crc32(str(case.body).encode()) % len(refusals)]
+        case.body = {**world.request(subject_token=world.token(**chosen)), **kept}
+    elif variant == 3:  # the generated fields around a real token
+        case.body = {**case.body, "subject_token": world.token()}
+
+
 @pytest.mark.django_db
 @schema.parametrize()
 @settings(
@@ -154,7 +251,11 @@ def fuzz_world(outbound: Outbound, monkeypatch: pytest.MonkeyPatch) -> World:
     phases=[Phase.explicit, Phase.generate],
     suppress_health_check=list(HealthCheck),
 )
-def test_api_conforms_to_its_schema(case: Any, fuzz_world: World) -> None:
+def test_api_conforms_to_its_schema(
+    case: Any, fuzz_world: World, exchange_world: ExchangeWorld
+) -> None:
+    if case.path == "/api/oauth/token":
+        _meaningful_exchange(case, exchange_world)
     values = fuzz_world.values
     for name in FIXED_PARAMETERS:
         if case.path_parameters and name in case.path_parameters:
@@ -206,6 +307,30 @@ def test_successful_writes_conform_to_the_schema(
     token = fuzz_world.b.tokens["admin"]
     response = case.call_and_validate(headers={"Authorization": f"token {token}"}, checks=CHECKS)
     assert 200 <= response.status_code < 300, response.text
+
+
+TOKEN_CASES: list[tuple[str, dict[str, Any], int]] = [
+    ("application/json", {}, 200),
+    ("application/x-www-form-urlencoded", {"expiration": "600"}, 200),
+    ("application/json", {"sub": "repo:other/app:ref:refs/heads/main"}, 400),
+    ("application/x-www-form-urlencoded", {"exp": 1}, 400),
+    ("application/json", {"aud": "urn:pulumi:org:elsewhere"}, 400),
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("media_type", "change", "status"), TOKEN_CASES, ids=str)
+def test_token_exchange_answers_conform_to_the_schema(
+    exchange_world: ExchangeWorld, media_type: str, change: dict[str, Any], status: int
+) -> None:
+    """Both content types, a grant and refusals, validated against the documented answers."""
+    fields = {k: v for k, v in change.items() if k == "expiration"}
+    claims = {k: v for k, v in change.items() if k != "expiration"}
+    body = exchange_world.request(subject_token=exchange_world.token(**claims), **fields)
+    case = schema["/api/oauth/token"]["POST"].Case(body=body, media_type=media_type)
+    response = case.call_and_validate(checks=CHECKS)
+    assert response.status_code == status, response.text
+    assert response.headers["cache-control"] == ["no-store"]
 
 
 # Inputs the fuzzing found answered with a 500 (or a Python error message), now refused cleanly.
