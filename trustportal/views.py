@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -9,6 +11,7 @@ from django.views.decorators.http import require_GET
 from django.views.defaults import page_not_found, server_error
 
 from trustportal.errors import json_not_found, json_server_error
+from trustportal.middleware import DATABASE_UNAVAILABLE, database_unavailable_response
 from trustportal.selectors import memberships_of
 
 
@@ -32,6 +35,11 @@ def forbidden(request: HttpRequest, exception: Exception) -> HttpResponse:
 
 
 def internal_error(request: HttpRequest) -> HttpResponse:
+    """The 500 handler; a lost database raised outside a view (in a middleware that loads the
+    user or the second factor) is an outage, answered 503 like one raised inside a view."""
+    raised = sys.exc_info()[1]
+    if isinstance(raised, DATABASE_UNAVAILABLE):
+        return database_unavailable_response(request, raised)
     if request.path.startswith("/api/"):
         return json_server_error(request)
     return server_error(request)
