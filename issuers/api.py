@@ -15,6 +15,7 @@ from issuers import selectors, services
 from issuers.models import Issuer
 from kernel.errors import NotFound
 from kernel.wire import iso_time, json_object
+from policies.registration import issuer_register
 from tokens import retirement
 from tokens.principal import principal_of
 from trustportal.access import Need, organization_for
@@ -142,7 +143,7 @@ class IssuerListApi(APIView):
     def post(self, request: Request, org: str) -> Response:
         organization = organization_for(request, org, Need.ADMIN)
         data = json_object(request)
-        issuer = services.issuer_register(
+        issuer = issuer_register(
             organization=organization,
             url=data.get("url"),
             name=data.get("name"),

@@ -30,6 +30,7 @@ from issuers.forms import IssuerEditForm, IssuerRegisterForm, IssuerSourceForm, 
 from issuers.jwks import ParsedKey
 from issuers.models import Issuer
 from outbound.transport import Certificate
+from policies import registration
 from policies.examples import example_for
 from policies.selectors import issuer_policy_summary
 from tokens import retirement
@@ -129,7 +130,7 @@ def issuer_register(request: HttpRequest, org: str) -> HttpResponse:
         if form.is_valid():
             data = form.cleaned_data
             try:
-                issuer = services.issuer_register(
+                issuer = registration.issuer_register(
                     organization=organization,
                     url=data["url"],
                     name=data["name"],

@@ -39,9 +39,10 @@ from devtools.issuer import SigningKey
 from environments import services as env_services
 from environments.models import Environment, Level
 from issuers.models import Issuer
-from issuers.services import Outbound, issuer_register
+from issuers.services import Outbound
 from notifications.services import webhook_create
 from policies.models import AuthPolicy
+from policies.registration import issuer_register
 from policies.services import policy_update
 from signin.models import (
     ExternalIdentity,
