@@ -18,9 +18,9 @@ from kernel.clientaddr import client_address
 from kernel.config import ConfigError, load_config
 from kernel.logs import logging_config
 from kernel.metrics import EXCHANGES, REGISTRY
+from portal import operations
 from tests.tokens import conftest as tokens_conftest
 from tests.tokens.conftest import AUDIENCE, exchange_body
-from trustportal import operations
 
 trusted = tokens_conftest.trusted
 
