@@ -18,7 +18,7 @@ from django.core.handlers.wsgi import WSGIHandler
 
 from bench.run import address
 
-LEAN = "trustportal.lean.LeanRouteMiddleware"
+LEAN = "portal.lean.LeanRouteMiddleware"
 BLOCKS = 10
 
 

@@ -7,7 +7,7 @@ from typing import cast
 from django.urls import URLPattern, URLResolver, path
 
 from bench.plain_variant import token_exchange
-from trustportal.urls import urlpatterns as project_patterns
+from portal.urls import urlpatterns as project_patterns
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("api/oauth/token", token_exchange, name="oauth-token"),

@@ -17,8 +17,8 @@ from django.views.decorators.http import require_POST
 
 from exchange.pipeline import Caller, exchange
 from exchange.request import MAX_BODY_BYTES
-from exchange.views import NO_STORE
 from kernel.clientaddr import client_ip
+from portal.exchange.views import NO_STORE
 from tokens.errors import OAuthError
 
 

@@ -11,9 +11,10 @@ from django.db import connection
 
 from devtools.issuer import DevIssuer
 from issuers.models import Issuer
-from issuers.services import Outbound, issuer_register
+from issuers.services import Outbound
 from outbound.policy import OutboundPolicy
 from policies.models import AuthPolicy
+from policies.registration import issuer_register
 from policies.services import policy_update
 from tokens.services import token_create
 from trustportal.models import Organization

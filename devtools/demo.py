@@ -12,8 +12,9 @@ from django.db import transaction
 from environments.definitions import environment_seed_demo
 from environments.models import Environment
 from issuers.models import Issuer
-from issuers.services import Outbound, issuer_preview, issuer_refresh_keys, issuer_register
+from issuers.services import Outbound, issuer_preview, issuer_refresh_keys
 from policies.models import AuthPolicy
+from policies.registration import issuer_register
 from policies.services import policy_update
 from trustportal.models import Organization, User
 from trustportal.services import organization_bootstrap

@@ -27,7 +27,7 @@ from environments.models import (
     Revision,
     SigningKey,
 )
-from trustportal.admin import OrgScopedAdmin, ReadOnlyAdmin, admin_org_ids, readable_org_ids
+from portal.orgs.admin import OrgScopedAdmin, ReadOnlyAdmin, admin_org_ids, readable_org_ids
 from trustportal.models import Runner, Team
 
 

@@ -37,11 +37,11 @@ from environments.oidc_views import request_issuer
 from kernel.clientaddr import client_ip
 from kernel.errors import BadRequest, Forbidden, NotFound
 from kernel.wire import iso_time, json_object
+from portal.negotiation import JsonWhateverAccept
 from tokens.models import TokenType
 from tokens.principal import principal_of
 from trustportal.access import Need, organization_for
 from trustportal.models import Organization
-from trustportal.negotiation import JsonWhateverAccept
 from trustportal.selectors import organizations_for_user
 
 PAGE_SIZE = 100

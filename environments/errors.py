@@ -1,4 +1,4 @@
-"""Errors of environment operations, rendered by the one handler in `trustportal.errors`."""
+"""Errors of environment operations, rendered by the one handler in `portal.errors`."""
 
 from __future__ import annotations
 

@@ -17,10 +17,10 @@ from typing import Any, Protocol
 from django.db.models import Q
 
 from exchange import ratelimit, recording, replay, throttled
+from exchange.lookup import exchange_issuer
 from issuers import services as issuer_services
 from issuers.keys import get_verification_key
 from issuers.models import Issuer
-from issuers.selectors import exchange_issuer
 from kernel.ttlcache import TTLCache
 from policies.matching import CompiledPolicy, Grant
 from policies.selectors import compiled_policy

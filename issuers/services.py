@@ -41,7 +41,6 @@ from outbound.addresses import Resolver, system_resolve
 from outbound.client import fetch_json
 from outbound.policy import OutboundPolicy
 from outbound.transport import Certificate, normalize_thumbprint
-from policies.services import policy_create_for_issuer
 from trustportal.models import Organization
 
 ALLOWED_ALGORITHMS = frozenset().union(*KTY_ALGORITHMS.values())
@@ -216,7 +215,7 @@ def issuer_preview(
     return IssuerPreview(url=url, discovered=discovered)
 
 
-def issuer_register(
+def issuer_create(
     *,
     organization: Organization,
     url: Any,
@@ -228,9 +227,14 @@ def issuer_register(
     algorithms: Any = None,
     single_use: bool = False,
     outbound: Outbound,
+    in_transaction: Callable[[Issuer], object],
     now: datetime | None = None,
 ) -> Issuer:
     """Register an issuer for an organization: discovery and keys unless a static JWKS is given.
+
+    `in_transaction(issuer)` runs in the transaction that saves the issuer, before its audit
+    record: the registration use case (`policies.registration.issuer_register`) creates the
+    issuer's policy there. Discovery runs before, outside any transaction.
 
     Given thumbprints are pinned and must match a served certificate (the error names the
     computed one). Without them nothing is pinned: the hosts are verified against the trusted
@@ -282,7 +286,7 @@ def issuer_register(
                 certificate=certificate,
                 observed=observed,
             )
-            policy_create_for_issuer(issuer=issuer, now=now)
+            in_transaction(issuer)
             audit_record(
                 event="issuer-registered",
                 description=f"The issuer {issuer.name} ({issuer.issuer}) was registered.",

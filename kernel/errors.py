@@ -1,4 +1,4 @@
-"""Errors as classes: HTTP status, internal reason, message (rendered by `trustportal.errors`).
+"""Errors as classes: HTTP status, internal reason, message (rendered by `portal.errors`).
 
 API errors render in Pulumi's shape `{"code": <status>, "message": "..."}`; OAuth errors
 (`tokens.errors`) render as RFC 6749 §5.2 bodies. Each carries an internal `reason` code that

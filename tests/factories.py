@@ -91,8 +91,8 @@ def make_event(organization: Organization | None, **fields: Any) -> ExchangeEven
 
 
 def pass_second_factor(client: Any, username: str) -> Any:
-    """Give a signed-in test client's session the second factor its user may owe (signin.mfa):
-    a confirmed TOTP device, as if its code had just been entered."""
+    """Give a signed-in test client's session the second factor its user may owe
+    (portal.signin.mfa): a confirmed TOTP device, as if its code had just been entered."""
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
     user = User.objects.get(username=username)

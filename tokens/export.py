@@ -1,8 +1,6 @@
-"""Exchange events as JSON (API and JSON lines) and CSV, streamed without loading the set.
+"""Exchange events as JSON (API and JSON lines) and CSV lines, one event at a time.
 
-`streaming_export` walks the filtered queryset with `.iterator(chunk_size=…)` (a server-side
-cursor on PostgreSQL) and yields one encoded line at a time, so a million-row export holds one
-chunk in memory, never the whole set.
+The HTTP response that streams them is `portal.tokens.export.streaming_export`.
 """
 
 from __future__ import annotations
@@ -11,16 +9,10 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from django.db.models import QuerySet
-from django.http import StreamingHttpResponse
-
 from kernel.csvsafe import csv_rows
 from kernel.wire import iso_time
 from tokens.models import ExchangeEvent
 from tokens.trace import event_trace
-
-EXPORT_CHUNK = 2_000
-EXPORT_FORMATS = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
 
 CSV_COLUMNS = (
     "id",
@@ -108,17 +100,3 @@ def jsonl_lines(events: Iterable[ExchangeEvent]) -> Iterator[str]:
     for event in events:
         yield json.dumps(event_json(event), separators=(",", ":"), ensure_ascii=False) + "\n"
 
-
-def streaming_export(
-    events: QuerySet[ExchangeEvent], *, fmt: str, filename: str
-) -> StreamingHttpResponse:
-    """Stream `events` as CSV or JSON lines (`fmt`), chunk by chunk."""
-    rows = events.iterator(chunk_size=EXPORT_CHUNK)
-    lines = csv_lines(rows) if fmt == "csv" else jsonl_lines(rows)
-    response = StreamingHttpResponse(
-        (line.encode() for line in lines), content_type=EXPORT_FORMATS[fmt]
-    )
-    response["Content-Disposition"] = f'attachment; filename="{filename}.{fmt}"'
-    response["Cache-Control"] = "no-store"
-    response["X-Content-Type-Options"] = "nosniff"
-    return response

@@ -1,7 +1,7 @@
 """Reads behind the dashboard: the getting-started checklist and the chart data.
 
 Pure reads (selectors): one organization's exchange events, issuers and policies, counted in
-the database and shaped into small frozen values the chart geometry (`tokens.charts`) draws.
+the database and shaped into small frozen values the chart geometry (`portal.tokens.charts`) draws.
 """
 
 from __future__ import annotations

@@ -41,6 +41,8 @@ PURGE_BATCH = 10_000
 USAGE_WRITE_BATCH = 1_000
 # Long-lived tokens made by hand: a lifetime longer than this is refused (None means never).
 MAX_HAND_MADE_LIFETIME = timedelta(days=3650)
+# The lifetime of a token made by hand, on the page and with `createtoken` alike.
+DEFAULT_LIFETIME_DAYS = 90
 HAND_MADE_TYPES = (TokenType.ORGANIZATION, TokenType.TEAM, TokenType.RUNNER)
 # What an audit record shows of a token: never its hash (the prefix identifies it).
 AUDITED_FIELDS = (

@@ -1,5 +1,4 @@
 from django.apps import AppConfig
-from django.contrib.admin import apps as admin_apps
 
 
 class TrustPortalConfig(AppConfig):
@@ -10,7 +9,3 @@ class TrustPortalConfig(AppConfig):
     def ready(self) -> None:
         from trustportal import checks  # noqa: F401  (registers the system checks)
 
-
-class TrustPortalAdminConfig(admin_apps.AdminConfig):
-    default = False
-    default_site = "trustportal.admin_site.TrustPortalAdminSite"

@@ -10,7 +10,8 @@ It deliberately does not fail closed: when the cache is unreachable, sign-in is 
 (and a warning is logged), like the exchange's rate limits. Locking out one username is the
 price of throttling by username; the address limit is higher so that one client cannot lock out
 everyone behind the same proxy as quickly. Failed sign-ins are logged with the username and the
-address, never the password.
+address, never the password. The sign-in forms that apply it are presentation
+(`portal.signin.forms.ThrottledAuthenticationForm`).
 """
 
 from __future__ import annotations
@@ -22,10 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from django import forms
-from django.contrib.auth.forms import AuthenticationForm
 from django.core.cache import cache
-from django.core.exceptions import NON_FIELD_ERRORS
 
 from kernel.clientaddr import client_ip
 
@@ -95,40 +93,3 @@ def client_address(request: Any) -> str | None:
         return None
     return client_ip(request)
 
-
-class ThrottledAuthenticationForm(AuthenticationForm):
-    """The sign-in form, refusing throttled usernames and addresses before checking passwords.
-
-    Also the base of the admin site's sign-in form, which keeps its own messages.
-    """
-
-    throttle = DEFAULT_THROTTLE
-
-    @property
-    def throttled(self) -> bool:
-        """Whether this attempt was refused by the throttle (the page says so)."""
-        return self.has_error(NON_FIELD_ERRORS, "throttled")
-
-    def clean(self) -> dict[str, Any]:
-        username = str(self.cleaned_data.get("username") or "")
-        address = client_address(self.request)
-        wait = self.throttle.refused_for(username=username, address=address)
-        if wait:
-            logger.warning(
-                "sign-in refused: throttled username=%r address=%s retry_in=%ds",
-                username[:150],
-                address,
-                wait,
-            )
-            raise forms.ValidationError(
-                THROTTLED_MESSAGE,
-                code="throttled",
-                params={"minutes": max(1, math.ceil(wait / 60))},
-            )
-        try:
-            return super().clean()
-        except forms.ValidationError as error:
-            if error.code == "invalid_login":
-                self.throttle.record_failure(username=username, address=address)
-                logger.warning("sign-in failed username=%r address=%s", username[:150], address)
-            raise

@@ -53,7 +53,7 @@ ALLOWED_HOSTS = [
 ]
 
 INSTALLED_APPS = [
-    "trustportal.apps.TrustPortalAdminConfig",
+    "portal.apps.PortalAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
     "signin",
+    "portal",
 ]
 # The development issuer and `make run`'s stack: never loaded by a production process.
 if TRUSTPORTAL.environment in ("development", "test"):
@@ -80,25 +81,25 @@ if TRUSTPORTAL.environment in ("development", "test"):
 
 MIDDLEWARE = [
     "trustportal.middleware.SecurityHeadersMiddleware",
-    "trustportal.operations.OperationsMiddleware",
+    "portal.operations.OperationsMiddleware",
     "trustportal.middleware.DatabaseUnavailableMiddleware",
-    "trustportal.unstorable.UnstorableTextMiddleware",
+    "portal.unstorable.UnstorableTextMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "trustportal.lean.LeanRouteMiddleware",
+    "portal.lean.LeanRouteMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
-    "signin.mfa.SecondFactorMiddleware",
+    "portal.signin.mfa.SecondFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "audit.context.AuditContextMiddleware",
     "trustportal.middleware.MethodNotAllowedPageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
-ROOT_URLCONF = "trustportal.urls"
+ROOT_URLCONF = "portal.urls"
 WSGI_APPLICATION = "trustportal.wsgi.application"
 AUTH_USER_MODEL = "trustportal.User"
 # Passwords (refused where an organization requires single sign-on), then OpenID Connect
@@ -118,7 +119,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "trustportal.navigation.org_tab",
+                "portal.navigation.org_tab",
             ],
         },
     },
@@ -217,15 +218,15 @@ if TRUSTPORTAL.is_production:
     CSRF_TRUSTED_ORIGINS = [TRUSTPORTAL.public_url] if TRUSTPORTAL.public_url else []
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["tokens.authentication.AccessTokenAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["portal.tokens.authentication.AccessTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
         "rest_framework.parsers.JSONParser",
         "rest_framework.parsers.FormParser",
     ],
-    "EXCEPTION_HANDLER": "trustportal.errors.exception_handler",
-    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "trustportal.negotiation.JsonWhateverAccept",
+    "EXCEPTION_HANDLER": "portal.errors.exception_handler",
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "portal.negotiation.JsonWhateverAccept",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
@@ -236,7 +237,7 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "tokens.schema.document_errors",
+        "portal.tokens.schema.document_errors",
         "exchange.schema.document_token_endpoint",
     ],
 }

@@ -22,13 +22,13 @@ from issuers.models import Issuer
 from issuers.services import (
     Outbound,
     issuer_regenerate_thumbprints,
-    issuer_register,
     issuer_update,
 )
 from kernel.errors import PreconditionFailed
 from policies.drafts import draft_discard, draft_publish, draft_restart, draft_stage
 from policies.errors import DraftChanged, PolicyInvalid
 from policies.models import AuthPolicy, PolicyDraft
+from policies.registration import issuer_register
 from policies.services import policy_rollback, policy_update
 from signin.configuration import (
     mapping_delete,

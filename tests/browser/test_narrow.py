@@ -13,7 +13,8 @@ from playwright.sync_api import Page, expect
 
 from devtools.issuer import DevIssuer
 from environments.definitions import environment_seed_demo
-from issuers.services import Outbound, issuer_register
+from issuers.services import Outbound
+from policies.registration import issuer_register
 from tests.browser.conftest import screenshot
 from tests.factories import make_event
 from tokens.models import AccessToken

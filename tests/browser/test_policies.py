@@ -12,8 +12,9 @@ from rest_framework.test import APIClient
 
 from devtools.issuer import DevIssuer
 from issuers.models import Issuer
-from issuers.services import Outbound, issuer_register
+from issuers.services import Outbound
 from policies.models import AuthPolicy
+from policies.registration import issuer_register
 from tests.browser.conftest import screenshot
 from tests.tokens.conftest import AUDIENCE, exchange_body
 from tokens.models import ExchangeEvent

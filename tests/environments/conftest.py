@@ -15,8 +15,9 @@ from environments import definitions
 from environments.access import Actor
 from environments.models import Environment, Level
 from issuers.models import Issuer
-from issuers.services import Outbound, issuer_register
+from issuers.services import Outbound
 from policies.models import AuthPolicy
+from policies.registration import issuer_register
 from policies.services import policy_update
 from tests.factories import MembershipFactory, RunnerFactory, TeamFactory, UserFactory
 from tests.tokens.conftest import DEFAULT_POLICY, exchange_body

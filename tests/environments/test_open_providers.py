@@ -528,6 +528,6 @@ def test_the_admin_shows_issuances_and_keys_read_only(
     assert alice.get(keys).status_code == 403  # only superusers see the portal's keys
     UserFactory(username="root", is_superuser=True, is_staff=True)
     key = signing.published_keys()[0]
-    root = pass_second_factor(signed_in("root"), "root")  # superusers owe one (signin.mfa)
+    root = pass_second_factor(signed_in("root"), "root")  # superusers owe one (portal.signin.mfa)
     page = root.get(f"{keys}{key.pk}/change/").content.decode()
     assert key.kid in page and key.private_key[:30] not in page

@@ -279,7 +279,7 @@ def test_delete_needs_the_name_typed() -> None:
 def test_admin_lists_environments_and_the_open_record_read_only(org: Organization) -> None:
     user = UserFactory(username="root", is_superuser=True, is_staff=True)
     MembershipFactory(organization=org, user=user, role=Role.ADMIN)
-    client = pass_second_factor(signed_in("root"), "root")  # superusers owe one (signin.mfa)
+    client = pass_second_factor(signed_in("root"), "root")  # superusers owe one (portal.signin.mfa)
     assert client.get("/admin/environments/environment/").status_code == 200
     environment = Environment.objects.get(name="dev")
     change = client.get(f"/admin/environments/environment/{environment.pk}/change/")

@@ -25,8 +25,9 @@ import pytest
 
 from devtools.issuer import DevIssuer, SigningKey
 from issuers.models import Issuer
-from issuers.services import Outbound, issuer_register
+from issuers.services import Outbound
 from policies.models import AuthPolicy
+from policies.registration import issuer_register
 from policies.services import policy_update
 from tests.factories import (
     MembershipFactory,

@@ -44,8 +44,9 @@ from rest_framework.test import APIClient
 
 from devtools.issuer import CannedResponse, DevIssuer, SigningKey
 from issuers.models import Issuer, IssuerKey, KeyFetch
-from issuers.services import Outbound, issuer_refresh_keys, issuer_register
+from issuers.services import Outbound, issuer_refresh_keys
 from issuers.tasks import refresh_issuer_keys
+from policies.registration import issuer_register
 from tests.conftest import auth
 from tests.environments.conftest import trust_local_issuer
 from tests.factories import MembershipFactory

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from issuers.services import issuer_register
+from policies.registration import issuer_register
 from tests.factories import OrganizationFactory
 from tests.integration.conftest import process_env
 

@@ -15,8 +15,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from issuers.models import Issuer
-from issuers.services import issuer_register
 from policies.models import AuthPolicy
+from policies.registration import issuer_register
 from policies.services import policy_update
 from tests.factories import make_event
 from tests.tokens.conftest import AUDIENCE, DEFAULT_POLICY, exchange_body

@@ -20,8 +20,9 @@ import pytest
 
 from devtools.issuer import DevIssuer
 from environments import signing
-from issuers.services import Outbound, issuer_register
+from issuers.services import Outbound
 from policies.models import AuthPolicy
+from policies.registration import issuer_register
 from policies.services import policy_update
 from tests.environments.conftest import exchange_over_http, make_environment, trust_local_issuer
 from tests.tokens.conftest import GRANT, ID_TOKEN, REQUESTED

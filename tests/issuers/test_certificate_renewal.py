@@ -22,8 +22,9 @@ from devtools.issuer import DevIssuer, SigningKey
 from issuers import tasks
 from issuers.models import Issuer
 from issuers.selectors import issuer_warnings
-from issuers.services import default_outbound, issuer_register
+from issuers.services import default_outbound
 from policies.models import AuthPolicy
+from policies.registration import issuer_register
 from policies.services import policy_update
 from tests.conftest import LOOPBACK
 from tests.issuers.tls import TLSMaterial, make_tls_material, renew_leaf

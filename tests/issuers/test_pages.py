@@ -16,8 +16,9 @@ from django.urls import reverse
 
 from devtools.issuer import CannedResponse, DevIssuer, SigningKey
 from issuers.models import Issuer, IssuerKey, KeyFetch
-from issuers.services import Outbound, issuer_register
-from issuers.views import known_provider
+from issuers.services import Outbound
+from policies.registration import issuer_register
+from portal.issuers.views import known_provider
 from tests.conftest import LOOPBACK
 from tests.factories import PASSWORD, MembershipFactory, OrganizationFactory, UserFactory
 from tests.issuers.tls import TLSMaterial, make_tls_material

@@ -15,9 +15,9 @@ from issuers.services import (
     Outbound,
     issuer_refresh_keys,
     issuer_regenerate_thumbprints,
-    issuer_register,
 )
 from outbound.policy import OutboundPolicy
+from policies.registration import issuer_register
 from tests.conftest import LOOPBACK
 from tests.issuers.tls import TLSMaterial, make_tls_material
 

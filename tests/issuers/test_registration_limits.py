@@ -14,7 +14,8 @@ from devtools.issuer import CannedResponse, DevIssuer, SigningKey
 from issuers import limits
 from issuers.errors import IssuerBusy, IssuerInvalid
 from issuers.models import Issuer
-from issuers.services import issuer_preview, issuer_register, web_outbound
+from issuers.services import issuer_preview, web_outbound
+from policies.registration import issuer_register
 from tests.conftest import auth
 from tests.factories import MembershipFactory, OrganizationFactory, make_token
 from trustportal.models import Role

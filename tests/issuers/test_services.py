@@ -18,10 +18,10 @@ from issuers.models import Issuer, IssuerKey, KeyFetch
 from issuers.services import (
     Outbound,
     issuer_refresh_keys,
-    issuer_register,
     issuer_update,
     refresh_interval,
 )
+from policies.registration import issuer_register
 from tests.factories import OrganizationFactory
 from trustportal.models import Organization
 

@@ -10,8 +10,8 @@ import time_machine
 from django.utils import timezone
 
 from issuers.models import Issuer, KeyFetch
-from issuers.services import issuer_register
 from issuers.tasks import refresh_due_issuer_keys, refresh_issuer_keys, report_issuer_warnings
+from policies.registration import issuer_register
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("allow_local_issuers")]
 

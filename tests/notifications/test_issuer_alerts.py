@@ -14,8 +14,9 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from issuers import tasks
-from issuers.services import default_outbound, issuer_register
+from issuers.services import default_outbound
 from notifications.services import webhook_create
+from policies.registration import issuer_register
 from tests.conftest import LOOPBACK
 from tests.issuers import test_certificate_renewal as renewal
 from tests.issuers.tls import renew_leaf

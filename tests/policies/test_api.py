@@ -10,8 +10,8 @@ from pulumi_cloud_sdk import ApiClient, Configuration
 from pulumi_cloud_sdk.apis import OrganizationsApi
 from pulumi_cloud_sdk.models import AuthPolicyDefinition, AuthPolicyUpdateRequest
 
-from issuers.services import issuer_register
 from policies.models import AuthPolicy, AuthPolicyVersion
+from policies.registration import issuer_register
 from policies.samples import SAMPLES_DIR
 from tests.conftest import auth
 from tests.factories import (

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from devtools.issuer import DevIssuer
-from issuers.services import Outbound, issuer_register
+from issuers.services import Outbound
 from policies.drafts import draft_discard, draft_publish, draft_restart, draft_stage
 from policies.errors import (
     ConfirmationRequired,
@@ -17,6 +17,7 @@ from policies.errors import (
     PolicyInvalid,
 )
 from policies.models import AuthPolicy, AuthPolicyVersion, PolicyDraft
+from policies.registration import issuer_register
 from policies.selectors import policy_summary, working_copy
 from policies.services import policy_update
 from trustportal.models import Organization

@@ -16,15 +16,16 @@ from django.urls import reverse
 from django.utils import timezone
 
 from devtools.issuer import DevIssuer, SigningKey
-from issuers.services import Outbound, issuer_register
+from issuers.services import Outbound
 from policies.drafts import draft_stage
 from policies.errors import PolicyInvalid
 from policies.examples import example_for, placeholder_errors
-from policies.forms import locate
 from policies.models import AuthPolicy, AuthPolicyVersion
+from policies.registration import issuer_register
 from policies.samples import sample_claims, samples
 from policies.selectors import working_copy
 from policies.services import policy_update
+from portal.policies.forms import locate
 from tests.factories import PASSWORD, MembershipFactory, OrganizationFactory, UserFactory
 from tests.tokens.conftest import AUDIENCE, exchange_body
 from trustportal.models import Organization, Role

@@ -20,9 +20,10 @@ import pytest
 from devtools.issuer import CannedResponse, DevIssuer
 from issuers.errors import IssuerInvalid
 from issuers.models import Issuer, IssuerKey
-from issuers.services import Outbound, issuer_refresh_keys, issuer_register
+from issuers.services import Outbound, issuer_refresh_keys
 from outbound.client import check_url, fetch_json
 from outbound.policy import DEFAULT_MAX_BYTES, OutboundPolicy
+from policies.registration import issuer_register
 from tests.conftest import LOOPBACK
 from tests.issuers import test_http as guard_tests
 from tests.issuers import test_registration_guard as registration_tests

@@ -39,10 +39,12 @@ from devtools.issuer import SigningKey
 from environments import grants, opens, tagging
 from environments.models import Environment, Level
 from issuers.models import Issuer
-from issuers.services import Outbound, issuer_register
+from issuers.services import Outbound
 from notifications.services import webhook_create
 from policies.models import AuthPolicy
+from policies.registration import issuer_register
 from policies.services import policy_update
+from portal.orgs.admin import OrgScopedAdmin, ScopedUserAdmin
 from signin.models import (
     ExternalIdentity,
     GroupMapping,
@@ -59,7 +61,6 @@ from tests.factories import (
 )
 from tokens.models import AccessToken
 from tokens.services import token_create, token_revoke
-from trustportal.admin import OrgScopedAdmin, ScopedUserAdmin
 from trustportal.models import Organization, Role, Team, User
 
 pytestmark = pytest.mark.django_db

@@ -8,8 +8,8 @@ import pytest
 from django.test import Client
 
 from issuers.models import Issuer
-from issuers.services import issuer_register
 from policies.models import AuthPolicy
+from policies.registration import issuer_register
 from policies.services import policy_update
 from tests.factories import (
     PASSWORD,

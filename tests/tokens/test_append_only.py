@@ -105,7 +105,7 @@ def test_superusers_cannot_change_events_either(people, event) -> None:
     from tests.factories import UserFactory, pass_second_factor
 
     UserFactory(username="root", is_superuser=True, is_staff=True)
-    client = pass_second_factor(signed_in("root"), "root")  # superusers owe one (signin.mfa)
+    client = pass_second_factor(signed_in("root"), "root")  # superusers owe one (portal.signin.mfa)
     change = reverse("admin:tokens_exchangeevent_change", args=[event.pk])
     assert client.post(change, {"reason": "allowed"}).status_code == 403
     delete = reverse("admin:tokens_exchangeevent_delete", args=[event.pk])

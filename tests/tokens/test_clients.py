@@ -24,8 +24,9 @@ from pulumi_cloud_sdk import ApiClient, Configuration
 from pulumi_cloud_sdk.apis import MiscellaneousApi, UsersApi
 
 from devtools.issuer import DevIssuer
-from issuers.services import Outbound, issuer_register
+from issuers.services import Outbound
 from policies.models import AuthPolicy
+from policies.registration import issuer_register
 from policies.services import policy_update
 from tests.conftest import auth
 from tests.factories import (

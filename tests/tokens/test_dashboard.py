@@ -10,10 +10,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from issuers.models import Issuer
+from portal.tokens.charts import daily_chart, nice_ceiling
 from tests.factories import make_event
 from tests.text import visible_text
 from tests.tokens.conftest import signed_in
-from tokens.charts import daily_chart, nice_ceiling
 from tokens.reasons import REASONS
 from tokens.selectors import DayCount, exchanges_per_day
 from tokens.services import token_create

@@ -11,11 +11,11 @@ from django.utils import timezone
 
 from issuers.models import Issuer
 from policies.models import AuthPolicy
+from portal.tokens.charts import bar_rows, stacked_chart
+from portal.tokens.dashboard import portal_url
 from tests.factories import make_event
 from tests.text import visible_text
 from tests.tokens.conftest import people, signed_in  # noqa: F401  (fixture)
-from tokens.charts import bar_rows, stacked_chart
-from tokens.dashboard import portal_url
 from tokens.insights import (
     OTHER,
     Split,

@@ -32,7 +32,8 @@ from django.utils import timezone
 
 from devtools.issuer import CannedResponse, DevIssuer, SigningKey, b64url, sign_jws
 from issuers.models import Issuer
-from issuers.services import Outbound, issuer_refresh_keys, issuer_register
+from issuers.services import Outbound, issuer_refresh_keys
+from policies.registration import issuer_register
 from tests.factories import OrganizationFactory
 from tests.tokens.conftest import AUDIENCE, REQUESTED, exchange_body
 from tokens.errors import InvalidRequest, InvalidScope

@@ -7,9 +7,9 @@ from django.contrib import admin
 from django.test import Client
 
 from environments.models import Environment
+from portal.orgs.admin import OrgScopedAdmin, ScopedUserAdmin
 from tests.environments.conftest import make_environment
 from tests.factories import PASSWORD, UserFactory, make_event, pass_second_factor
-from trustportal.admin import OrgScopedAdmin, ScopedUserAdmin
 from trustportal.models import Membership, Organization, Role, Team, User
 
 pytestmark = pytest.mark.django_db

@@ -95,7 +95,7 @@ def people(orgs: dict[str, Organization]) -> dict[str, User]:
 
 
 def signed_in(username: str) -> Client:
-    """Signed in; a superuser also passes the second factor it owes (signin.mfa)."""
+    """Signed in; a superuser also passes the second factor it owes (portal.signin.mfa)."""
     client = Client()
     assert client.login(username=username, password=PASSWORD)
     if User.objects.filter(username=username, is_superuser=True).exists():

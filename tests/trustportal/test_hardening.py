@@ -26,7 +26,8 @@ from django.urls import reverse
 from devtools.issuer import SigningKey
 from environments.models import Environment
 from issuers.models import Issuer
-from issuers.services import Outbound, issuer_register
+from issuers.services import Outbound
+from policies.registration import issuer_register
 from tests.environments.conftest import make_environment
 from tests.factories import PASSWORD, MembershipFactory, UserFactory
 from tokens.models import AccessToken

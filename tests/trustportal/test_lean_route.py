@@ -76,7 +76,7 @@ def test_a_wrong_method_is_refused_on_the_lean_path(client: Client) -> None:
 
 @pytest.mark.django_db
 def test_a_lost_database_outside_the_pipeline_answers_503_not_500(client: Client) -> None:
-    with mock.patch("exchange.views.client_ip", side_effect=OperationalError("gone")):
+    with mock.patch("portal.exchange.views.client_ip", side_effect=OperationalError("gone")):
         response = post(client, TOKEN, {"grant_type": "password"})
 
     assert response.status_code == 503

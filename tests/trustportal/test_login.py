@@ -28,8 +28,9 @@ import pytest
 
 from devtools.issuer import GITHUB_LIKE_CLAIMS, CannedResponse, DevIssuer
 from issuers.models import Issuer
-from issuers.services import Outbound, issuer_register
+from issuers.services import Outbound
 from policies.models import AuthPolicy
+from policies.registration import issuer_register
 from policies.samples import sample_claims
 from policies.services import policy_update
 from policies.validation import lint_definitions, validate_definitions

@@ -18,9 +18,9 @@ from kernel.clientaddr import client_address
 from kernel.config import ConfigError, load_config
 from kernel.logs import logging_config
 from kernel.metrics import EXCHANGES, REGISTRY
+from portal import operations
 from tests.tokens import conftest as tokens_conftest
 from tests.tokens.conftest import AUDIENCE, exchange_body
-from trustportal import operations
 
 trusted = tokens_conftest.trusted
 
@@ -258,7 +258,7 @@ def test_json_log_lines_carry_request_id_organization_decision_and_reason(
     from kernel.logs import RequestIdFilter
 
     handler.addFilter(RequestIdFilter())
-    views_logger = logging.getLogger("exchange.views")
+    views_logger = logging.getLogger("portal.exchange.views")
     views_logger.addHandler(handler)
     views_logger.setLevel(logging.INFO)
     subject_token = local_issuer.mint(audience=AUDIENCE)
@@ -285,7 +285,7 @@ def test_json_log_lines_carry_request_id_organization_decision_and_reason(
         "allow",
         "allowed",
     )
-    assert allowed["level"] == "INFO" and allowed["logger"] == "exchange.views"
+    assert allowed["level"] == "INFO" and allowed["logger"] == "portal.exchange.views"
     assert denied["request_id"] == refused.json()["request_id"]
     assert (denied["decision"], denied["reason"]) == ("deny", refused.json()["reason"])
     text = stream.getvalue()

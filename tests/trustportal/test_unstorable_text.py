@@ -1,6 +1,6 @@
 """Text PostgreSQL cannot hold (NUL, lone surrogates) is refused with a 400, never a 500.
 
-One middleware (`trustportal.unstorable`) checks URL paths, query strings, form and JSON bodies
+One middleware (`portal.unstorable`) checks URL paths, query strings, form and JSON bodies
 and answers in the endpoint's shape: `{"code","message"}` under /api/, an OAuth error body on
 the token endpoint, a plain 400 on pages and the admin. The token endpoint's own strict parser
 refuses its body. Run on PostgreSQL (DATABASE_URL) as CI does: SQLite stores NUL happily.

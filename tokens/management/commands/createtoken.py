@@ -8,9 +8,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from tokens.forms import DEFAULT_LIFETIME_DAYS
 from tokens.models import Permission, TokenType
-from tokens.services import token_create
+from tokens.services import DEFAULT_LIFETIME_DAYS, token_create
 from trustportal.models import Organization, Runner, Team, User
 
 

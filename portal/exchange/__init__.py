@@ -1,0 +1,1 @@
+"""The token endpoint's HTTP edge (`POST /api/oauth/token`)."""

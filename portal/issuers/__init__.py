@@ -1,0 +1,1 @@
+"""Issuers: the registration wizard and pages, the API, forms and admin."""

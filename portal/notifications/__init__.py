@@ -1,0 +1,1 @@
+"""Alerts and webhooks: their pages and API."""

@@ -1,0 +1,1 @@
+"""Organizations, people and teams: their pages, API and admin."""
