@@ -37,8 +37,9 @@ from schemathesis.specs.openapi.checks import (
 
 import issuers.services
 from devtools.issuer import SigningKey, sign_jws
-from issuers.services import Outbound, issuer_register, outbound_policy
+from issuers.services import Outbound, outbound_policy
 from policies.models import AuthPolicy
+from policies.registration import issuer_register
 from policies.services import policy_update
 from tests.security.test_tenant_matrix import MARK, World, build_world
 from tokens.models import AccessToken
