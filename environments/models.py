@@ -45,10 +45,12 @@ class Environment(models.Model):
         blank=True,
         related_name="+",
     )
-    # The token that created it (its creator holds admin on it, as in Pulumi).
+    # The token that created it (its creator holds admin on it, as in Pulumi). DO_NOTHING: the
+    # token purge deletes expired tokens in plain batched DELETEs, and a purged token's id never
+    # comes back (PostgreSQL sequences do not reuse ids).
     created_by_token = models.ForeignKey(
         "tokens.AccessToken",
-        on_delete=models.SET_NULL,
+        on_delete=models.DO_NOTHING,
         null=True,
         blank=True,
         related_name="+",

@@ -67,7 +67,9 @@ def rows(page: Page) -> Locator:
 
 
 def column(page: Page, index: int) -> list[str]:
-    return [text.strip() for text in rows(page).locator(f"td:nth-child({index})").all_inner_texts()]
+    """The cells of a column, each its first line (a reason code's explanation follows it)."""
+    cells = rows(page).locator(f"td:nth-child({index})").all_inner_texts()
+    return [text.strip().splitlines()[0].strip() if text.strip() else "" for text in cells]
 
 
 @pytest.fixture

@@ -153,7 +153,7 @@ def https_issuer(
         yield dev, tls
 
 
-def test_the_wizard_shows_and_pins_the_certificate_thumbprint(
+def test_the_wizard_shows_the_certificate_and_records_its_thumbprint_as_observed(
     admin_page: Page, org: Organization, https_issuer: tuple[DevIssuer, TLSMaterial]
 ) -> None:
     dev, tls = https_issuer
@@ -171,5 +171,9 @@ def test_the_wizard_shows_and_pins_the_certificate_thumbprint(
 
     page.get_by_role("button", name="Register issuer").click()
     expect(page.locator(".messages")).to_contain_text("Registered the issuer")
-    expect(fact(page, "Pinned thumbprints")).to_have_text(tls.leaf_sha256)
-    assert Issuer.objects.get().thumbprints == [tls.leaf_sha256]
+    # Nothing typed, nothing pinned: the hosts are verified against the certificate
+    # authorities, and the served thumbprint is recorded as observed.
+    expect(fact(page, "Pinned thumbprints")).to_contain_text("none")
+    expect(fact(page, "Observed thumbprints")).to_contain_text(tls.leaf_sha256)
+    issuer = Issuer.objects.get()
+    assert (issuer.thumbprints, issuer.observed_thumbprints) == ([], [tls.leaf_sha256])
