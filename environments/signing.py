@@ -2,7 +2,7 @@
 
 Environments hand ID tokens to `fn::open` providers (`environments/providers/`), which present
 them to a cloud's STS, Vault or any relying party that trusts `<issuer URL>` (the
-`/oidc/.well-known/…` documents, `environments/oidc_views.py`).
+`/oidc/.well-known/…` documents, `portal/environments/oidc_views.py`).
 
 Keys live in `SigningKey` rows; the private key only as AES-256-GCM ciphertext, sealed with
 `kernel/secretbox.py` under its own HKDF label (the same TRUSTPORTAL_SECRETS_KEY material,

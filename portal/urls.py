@@ -18,7 +18,7 @@ api_patterns: list[URLPattern | URLResolver] = [
     path("", include("portal.orgs.urls")),
     path("", include("portal.issuers.urls")),
     path("", include("portal.policies.urls")),
-    path("", include("environments.urls")),
+    path("", include("portal.environments.urls")),
     path("", include("portal.audit.urls")),
     path("", include("portal.notifications.urls")),
     path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi-schema"),
@@ -52,14 +52,14 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("orgs/<str:org>/issuers/", include("portal.issuers.page_urls")),
     path("orgs/<str:org>/policies/", include("portal.policies.page_urls")),
-    path("orgs/<str:org>/environments/", include("environments.page_urls")),
+    path("orgs/<str:org>/environments/", include("portal.environments.page_urls")),
     path("orgs/<str:org>/audit/", include("portal.audit.page_urls")),
     path("orgs/<str:org>/notifications/", include("portal.notifications.page_urls")),
     path("orgs/<str:org>/people/", include(people_patterns)),
     # After the other orgs/<org>/… pages: the dashboard, history and token pages.
     path("orgs/<str:org>/", include("portal.tokens.page_urls")),
     path("api/", include(api_patterns)),
-    path("oidc/", include("environments.oidc_urls")),
+    path("oidc/", include("portal.environments.oidc_urls")),
 ]
 
 handler403 = "portal.views.forbidden"

@@ -12,8 +12,8 @@ import time_machine
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from environments import api
 from environments.models import AccessEvent, Environment, Revision
+from portal.environments import api
 from tests.conftest import auth
 from tests.environments.conftest import SDK_YAML, exchange, make_environment, trust_local_issuer
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory, make_token

@@ -2,7 +2,7 @@
 
 from django.urls import URLPattern, path
 
-from environments import settings_views, views
+from portal.environments import settings_views, views
 
 app_name = "environments"
 

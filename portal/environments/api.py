@@ -28,15 +28,16 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from environments import access, definitions, opens, rotations, schema, selectors, syntax
+from environments import access, definitions, opens, rotations, selectors, syntax
 from environments.access import Actor
 from environments.durations import parse_duration
 from environments.errors import DefinitionInvalid, EnvironmentInvalid
 from environments.models import Environment, Level, Revision
-from environments.oidc_views import request_issuer
 from kernel.clientaddr import client_ip
 from kernel.errors import BadRequest, Forbidden, NotFound
 from kernel.wire import iso_time, json_object
+from portal.environments import schema
+from portal.environments.oidc_views import request_issuer
 from portal.negotiation import JsonWhateverAccept
 from tokens.models import TokenType
 from tokens.principal import principal_of

@@ -2,7 +2,7 @@
 
 from django.urls import URLPattern, path, re_path
 
-from environments import api, api_settings, api_tags
+from portal.environments import api, api_settings, api_tags
 
 base = "esc/environments/<str:org>/<str:project>/<str:env>"
 

@@ -1,4 +1,4 @@
-"""How the OpenAPI schema describes the ESC API's bodies (the shapes `environments.api` builds).
+"""How the OpenAPI schema describes the ESC API's bodies (what `portal.environments.api` builds).
 
 Serializers here only document: the views shape their answers as Pulumi's clients read them
 (`environment_json`, `revision_json`, …) and read their inputs themselves.

@@ -2,7 +2,7 @@
 
 from django.urls import URLPattern, path
 
-from environments import oidc_views
+from portal.environments import oidc_views
 
 urlpatterns: list[URLPattern] = [
     path(
