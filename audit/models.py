@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
-
 from django.db import models
-from django.db.models.base import ModelBase
+
+from kernel.appendonly import AppendOnlyModel, AppendOnlyQuerySet
 
 
-class AuditAppendOnlyError(RuntimeError):
-    """An attempt to change or remove an audit record."""
-
-
-class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
-    """Read and insert only: `update()` and `delete()` refuse (a PostgreSQL trigger too)."""
-
-    def update(self, **kwargs: Any) -> int:
-        raise AuditAppendOnlyError("Audit records are append-only: they cannot be updated.")
-
-    def delete(self) -> tuple[int, dict[str, int]]:
-        raise AuditAppendOnlyError("Audit records are append-only: they cannot be deleted.")
+class AuditEventQuerySet(AppendOnlyQuerySet["AuditEvent"]):
+    """Read and insert only (a PostgreSQL trigger refuses UPDATE and DELETE too)."""
 
 
 class ActorKind(models.TextChoices):
@@ -34,7 +22,7 @@ class Category(models.TextChoices):
     ALERT = "alert", "Alert"
 
 
-class AuditEvent(models.Model):
+class AuditEvent(AppendOnlyModel):
     """Who changed what, from where, when: a before/after diff with secrets left out.
 
     References are plain ids and names, never foreign keys that could cascade: a deleted user,
@@ -80,19 +68,3 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created:%Y-%m-%d %H:%M:%S} {self.event} {self.object_repr[:60]}"
-
-    def save(
-        self,
-        *,
-        force_insert: bool | tuple[ModelBase, ...] = False,
-        force_update: bool = False,
-        using: str | None = None,
-        update_fields: Iterable[str] | None = None,
-    ) -> None:
-        """Insert a new record; refuses to write over an existing one."""
-        if not self._state.adding or force_update or update_fields is not None:
-            raise AuditAppendOnlyError("Audit records are append-only: a record never changes.")
-        super().save(force_insert=True, using=using)
-
-    def delete(self, using: Any = None, keep_parents: bool = False) -> tuple[int, dict[str, int]]:
-        raise AuditAppendOnlyError("Audit records are append-only: they cannot be deleted.")

@@ -40,13 +40,7 @@ from exchange.verification import (
 )
 from kernel.config import TrustPortalConfig
 from policies.matching import CompiledPolicy, Evaluation, Grant, TokenRequest
-from tokens.errors import (
-    InvalidRequest,
-    InvalidScope,
-    OAuthError,
-    RateLimited,
-    UntrustedToken,
-)
+from tokens.errors import InvalidRequest, InvalidScope, OAuthError, RateLimited, UntrustedToken
 from tokens.models import Decision
 from tokens.trace import compact_trace
 

@@ -110,10 +110,6 @@ class TemporarilyUnavailable(OAuthError):
     description = "The token exchange is temporarily unavailable; retry later."
 
 
-class AppendOnlyError(RuntimeError):
-    """Something tried to change or delete an exchange event outside the retention purge."""
-
-
 class TokenInvalid(ApiError):
     """A token could not be created as asked (400); `field` names the offending input."""
 

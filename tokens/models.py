@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
 
 from django.conf import settings
 from django.db import connection, models, transaction
 from django.db.models import Q
-from django.db.models.base import ModelBase
 
-from tokens.errors import AppendOnlyError
+from kernel.appendonly import AppendOnlyModel, AppendOnlyQuerySet
 from trustportal.fields import StoredJSONField
 from trustportal.models import Organization, Runner, Team
 
@@ -162,29 +159,13 @@ class Decision(models.TextChoices):
     DENY = "deny", "Denied"
 
 
-class ExchangeEventQuerySet(models.QuerySet["ExchangeEvent"]):
-    """Exchange events through the ORM: read and insert only.
-
-    `update()` and `delete()` refuse (and with them `bulk_update`, the admin's bulk delete and
-    any helper built on them). The one way out is `ExchangeEvent.purge_before`, the retention
-    purge; on PostgreSQL a trigger enforces the same rule for raw SQL (migration 0004).
-    """
-
-    def update(self, **kwargs: Any) -> int:
-        raise AppendOnlyError("Exchange events are append-only: they cannot be updated.")
-
-    def delete(self) -> tuple[int, dict[str, int]]:
-        raise AppendOnlyError(
-            "Exchange events are append-only: only the retention purge removes them."
-        )
-
-    def _purge(self) -> int:
-        """Delete these rows; only `ExchangeEvent.purge_before` may call this."""
-        deleted, _ = super().delete()
-        return deleted
+class ExchangeEventQuerySet(AppendOnlyQuerySet["ExchangeEvent"]):
+    """Exchange events through the ORM: read and insert only. The one way out is
+    `ExchangeEvent.purge_before`, the retention purge; on PostgreSQL a trigger enforces the same
+    rule for raw SQL (migration 0004)."""
 
 
-class ExchangeEvent(models.Model):
+class ExchangeEvent(AppendOnlyModel):
     """One row per exchange attempt, allowed or denied; append-only.
 
     References to the organization, issuer and token are plain ids without database
@@ -275,26 +256,6 @@ class ExchangeEvent(models.Model):
     def __str__(self) -> str:
         return f"{self.created:%Y-%m-%d %H:%M:%S} {self.decision} {self.reason} {self.sub[:60]}"
 
-    def save(
-        self,
-        *,
-        force_insert: bool | tuple[ModelBase, ...] = False,
-        force_update: bool = False,
-        using: str | None = None,
-        update_fields: Iterable[str] | None = None,
-    ) -> None:
-        """Insert a new event; refuses to write over an existing row."""
-        if not self._state.adding or force_update or update_fields is not None:
-            raise AppendOnlyError("Exchange events are append-only: a saved event never changes.")
-        # Always an INSERT: with a primary key set, a plain save would try an UPDATE first.
-        super().save(force_insert=True, using=using)
-
-    def delete(self, using: Any = None, keep_parents: bool = False) -> tuple[int, dict[str, int]]:
-        """Refuse: events leave only through the retention purge (`purge_before`)."""
-        raise AppendOnlyError(
-            "Exchange events are append-only: only the retention purge removes them."
-        )
-
     @classmethod
     def purge_before(cls, cutoff: datetime, *, batch_size: int = EVENT_PURGE_BATCH) -> int:
         """Delete events created before `cutoff` (the retention purge), in short transactions.
@@ -314,7 +275,7 @@ class ExchangeEvent(models.Model):
                 )
                 if not ids:
                     return total
-                total += cls.objects.filter(pk__in=ids)._purge()
+                total += cls.objects.filter(pk__in=ids)._delete_rows()
 
 
 class UsedJti(models.Model):

@@ -15,8 +15,9 @@ from rest_framework.test import APIClient
 from audit.context import Actor, acting_as
 from audit.diff import SECRET, diff
 from audit.formats import cef_line
-from audit.models import AuditAppendOnlyError, AuditEvent
+from audit.models import AuditEvent
 from audit.services import audit_record
+from kernel.appendonly import AppendOnlyError
 from tests.conftest import auth
 from tests.factories import PASSWORD, MembershipFactory, OrganizationFactory, make_token
 from trustportal.models import Organization, Role, User
@@ -54,13 +55,13 @@ def test_a_failed_change_leaves_no_record(org: Organization) -> None:
 
 def test_records_are_append_only(org: Organization) -> None:
     row = record(org)
-    with pytest.raises(AuditAppendOnlyError):
+    with pytest.raises(AppendOnlyError):
         row.save()
-    with pytest.raises(AuditAppendOnlyError):
+    with pytest.raises(AppendOnlyError):
         row.delete()
-    with pytest.raises(AuditAppendOnlyError):
+    with pytest.raises(AppendOnlyError):
         AuditEvent.objects.filter(pk=row.pk).update(event="x")
-    with pytest.raises(AuditAppendOnlyError):
+    with pytest.raises(AppendOnlyError):
         AuditEvent.objects.all().delete()
 
 

@@ -13,9 +13,9 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from kernel.appendonly import AppendOnlyError
 from tests.factories import make_event
 from tests.tokens.conftest import signed_in
-from tokens.errors import AppendOnlyError
 from tokens.models import ExchangeEvent
 
 pytestmark = pytest.mark.django_db
