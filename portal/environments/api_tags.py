@@ -8,10 +8,11 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from environments import selectors, tagging
 from environments.models import Environment, EnvironmentTag, Level, RevisionTag
 from kernel.errors import BadRequest, NotFound
 from kernel.wire import json_object
-from portal.environments import schema, selectors, tagging
+from portal.environments import schema
 from portal.environments.api import EscApi, environment_for, int_param, time_text
 
 

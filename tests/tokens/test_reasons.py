@@ -21,7 +21,7 @@ from tokens import errors
 from tokens.reasons import REASONS, explain
 
 ROOT = Path(__file__).resolve().parents[2]
-APPS = ("tokens", "exchange", "issuers", "policies", "trustportal", "environments")
+APPS = ("tokens", "exchange", "issuers", "policies", "trustportal", "environments", "portal")
 ERROR_CLASSES = {
     name
     for name, value in vars(errors).items()
