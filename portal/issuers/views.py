@@ -32,6 +32,7 @@ from outbound.transport import Certificate
 from policies import registration
 from policies.examples import example_for
 from policies.selectors import issuer_policy_summary
+from portal.acting import acting_user
 from portal.issuers.forms import (
     IssuerEditForm,
     IssuerRegisterForm,
@@ -40,7 +41,7 @@ from portal.issuers.forms import (
 )
 from tokens import retirement
 from trustportal.access import Need, organization_for_user
-from trustportal.models import Organization, Role, User
+from trustportal.models import Organization, Role
 
 
 # CI platforms for which the policy editor offers an example policy: (name, URL, prefix match).
@@ -323,11 +324,6 @@ def issuer_regenerate_thumbprints(request: HttpRequest, org: str, issuer_id: UUI
     return _to_detail(issuer)
 
 
-def _user(request: HttpRequest) -> User | None:
-    user = request.user
-    return user if isinstance(user, User) else None
-
-
 def _tokens(count: int) -> str:
     return f"{count} token{'s' if count != 1 else ''}"
 
@@ -354,7 +350,7 @@ def issuer_set_enabled(request: HttpRequest, org: str, issuer_id: UUID) -> HttpR
             data={"name": issuer.name, "enabled": enabled},
             revoke=revoke,
             outbound=services.default_outbound(),
-            by=_user(request),
+            by=acting_user(request),
         )
     except (IssuerInvalid, IssuerConflict, IssuerBusy) as exc:
         messages.error(request, exc.message)
@@ -397,7 +393,7 @@ def issuer_delete(request: HttpRequest, org: str, issuer_id: UUID) -> HttpRespon
     issuer = _issuer_or_404(organization, issuer_id)
     if request.method == "POST" and request.POST.get("confirm") == "on":
         name = issuer.name
-        revoked = retirement.issuer_delete(issuer=issuer, by=_user(request))
+        revoked = retirement.issuer_delete(issuer=issuer, by=acting_user(request))
         messages.success(request, f"Deleted the issuer {name} and revoked {_tokens(revoked)}.")
         return redirect("issuers:list", org=organization.login)
     return render(

@@ -44,7 +44,6 @@ def _policy(request: Request, org: str, policy_id: str, need: Need) -> AuthPolic
     return policy
 
 
-
 def _if_match(request: Request) -> int | None:
     raw = request.headers.get("If-Match", "").strip().strip('"').removeprefix("W/").strip('"')
     if not raw:

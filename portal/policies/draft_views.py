@@ -31,10 +31,10 @@ from policies.models import AuthPolicy, PolicyDraft
 from policies.patterns import PolicyError
 from policies.selectors import WorkingCopy
 from policies.validation import LintWarning
+from portal.acting import acting_user
 from portal.policies.diffs import DiffLine, definitions_diff
 from portal.policies.forms import PublishForm, RevisionForm
 from trustportal.access import Need, organization_for_user
-from trustportal.models import User
 
 
 @dataclass(frozen=True)
@@ -98,10 +98,6 @@ def _editor(policy: AuthPolicy) -> HttpResponse:
     )
 
 
-def _user(request: HttpRequest) -> User | None:
-    return request.user if isinstance(request.user, User) else None
-
-
 def _revision(request: HttpRequest, policy: AuthPolicy) -> int | None:
     form = RevisionForm(request.POST)
     if form.is_valid():
@@ -125,7 +121,7 @@ def publish(request: HttpRequest, org: str, issuer_id: UUID) -> HttpResponse:
             policy=policy,
             expected_revision=revision,
             confirmed=form.cleaned_data["confirm"],
-            by=_user(request),
+            by=acting_user(request),
         )
     except ConfirmationRequired as exc:
         context = {
@@ -157,7 +153,7 @@ def discard(request: HttpRequest, org: str, issuer_id: UUID) -> HttpResponse:
     revision = _revision(request, policy)
     if revision is not None:
         try:
-            drafts.draft_discard(policy=policy, expected_revision=revision, by=_user(request))
+            drafts.draft_discard(policy=policy, expected_revision=revision, by=acting_user(request))
         except (DraftChanged, NoDraft) as exc:
             messages.error(request, exc.message)
         else:
@@ -175,7 +171,7 @@ def restart(request: HttpRequest, org: str, issuer_id: UUID) -> HttpResponse:
     revision = _revision(request, policy)
     if revision is not None:
         try:
-            drafts.draft_restart(policy=policy, expected_revision=revision, by=_user(request))
+            drafts.draft_restart(policy=policy, expected_revision=revision, by=acting_user(request))
         except (DraftChanged, NoDraft) as exc:
             messages.error(request, exc.message)
         else:

@@ -2,7 +2,7 @@
 
 from django.urls import URLPattern, path
 
-from portal.policies import draft_views, views
+from portal.policies import draft_views, tool_views, views
 
 app_name = "policies"
 
@@ -20,12 +20,12 @@ urlpatterns: list[URLPattern] = [
     path("<uuid:issuer_id>/draft/publish/", draft_views.publish, name="publish"),
     path("<uuid:issuer_id>/draft/discard/", draft_views.discard, name="discard"),
     path("<uuid:issuer_id>/draft/restart/", draft_views.restart, name="restart"),
-    path("<uuid:issuer_id>/simulate/", views.simulate, name="simulate"),
-    path("<uuid:issuer_id>/replay/", views.replay, name="replay"),
-    path("<uuid:issuer_id>/versions/", views.versions, name="versions"),
+    path("<uuid:issuer_id>/simulate/", tool_views.simulate, name="simulate"),
+    path("<uuid:issuer_id>/replay/", tool_views.replay, name="replay"),
+    path("<uuid:issuer_id>/versions/", tool_views.versions, name="versions"),
     path(
         "<uuid:issuer_id>/versions/<int:version>/rollback/",
-        views.rollback,
+        tool_views.rollback,
         name="rollback",
     ),
 ]

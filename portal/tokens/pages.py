@@ -27,6 +27,7 @@ from environments.providers import names as provider_names
 from environments.selectors import credential_issuances
 from issuers.models import Issuer
 from issuers.selectors import issuers_of
+from portal.acting import acting_user
 from portal.tokens.event_view import claim_rows, trace_rows
 from portal.tokens.export import EXPORT_FORMATS, streaming_export
 from portal.tokens.forms import RevokeForm, TokenCreateForm
@@ -57,7 +58,7 @@ from tokens.selectors import (
 )
 from tokens.trace import event_trace
 from trustportal.access import Need, organization_for_user
-from trustportal.models import Organization, Role, User
+from trustportal.models import Organization, Role
 
 PAGE_SIZE = 50
 NO_STORE = "no-store"
@@ -72,12 +73,6 @@ def policy_versions_url(organization_login: str, issuer_id: object, version: int
 def _query(params: dict[str, str], **extra: Any) -> str:
     merged = {**params, **{k: str(v) for k, v in extra.items() if v is not None}}
     return "?" + urlencode(merged) if merged else ""
-
-
-def _user(request: HttpRequest) -> User | None:
-    user = request.user
-    return user if isinstance(user, User) else None
-
 
 
 # --- exchange history ---------------------------------------------------------------------------
@@ -353,7 +348,9 @@ def token_revoke(request: HttpRequest, org: str, token_id: int) -> HttpResponse:
     if not form.is_valid():
         return _render_token(request, organization, role, token, form, status=400)
     if services.token_revoke(
-        token=token, by=_user(request), reason=form.cleaned_data["reason"] or "revoked by an admin"
+        token=token,
+        by=acting_user(request),
+        reason=form.cleaned_data["reason"] or "revoked by an admin",
     ):
         messages.success(
             request,
@@ -382,7 +379,7 @@ def token_create(request: HttpRequest, org: str) -> HttpResponse:
                 team_name=data["team"],
                 runner_name=data["runner"],
                 expires=form.expires(timezone.now()),
-                created_by=_user(request),
+                created_by=acting_user(request),
             )
         except TokenInvalid as exc:
             form.add_service_error(exc)
@@ -449,7 +446,7 @@ def revoke_matching(request: HttpRequest, org: str) -> HttpResponse:
         revoked = services.tokens_revoke_matching(
             organization=organization,
             filters=filters,
-            by=_user(request),
+            by=acting_user(request),
             reason=form.cleaned_data["reason"] or "revoked by filter",
             upto=upto,
             now=now,
