@@ -35,14 +35,9 @@ from environments.models import (
     Outcome,
     Revision,
 )
-from environments.providers.base import (
-    Credentials,
-    HttpPoster,
-    IdTokenRequest,
-    OpenContext,
-    ProviderError,
-)
+from environments.providers.base import Credentials, IdTokenRequest, OpenContext, ProviderError
 from environments.providers.endpoints import ProviderEndpoints
+from environments.providers.posting import HttpPoster
 from kernel.errors import NotFound
 from kernel.secretbox import SecretBox, SecretError, SecretKey, default_box
 from tokens.models import ExchangeEvent

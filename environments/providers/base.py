@@ -15,10 +15,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from environments.providers.endpoints import ProviderEndpoints
+from environments.providers.endpoints import ProviderEndpoints
+from environments.providers.posting import HttpPoster
 
 MIN_ID_TOKEN_LIFETIME = timedelta(minutes=1)
 MAX_ID_TOKEN_LIFETIME = timedelta(hours=1)
@@ -44,19 +44,6 @@ class IdTokenRequest:
 
 class IdTokenMinter(Protocol):
     def __call__(self, request: IdTokenRequest) -> str: ...
-
-
-class HttpPoster(Protocol):
-    """POST under the outbound guard; returns (status, headers, body). Raises FetchError."""
-
-    def __call__(
-        self,
-        url: str,
-        *,
-        body: bytes,
-        content_type: str,
-        headers: Mapping[str, str] | None = None,
-    ) -> tuple[int, Mapping[str, str], bytes]: ...
 
 
 @dataclass(frozen=True)

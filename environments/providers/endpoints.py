@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from environments.providers.base import HttpPoster
+from environments.providers.posting import HttpPoster
 from kernel.config import ProviderEndpoint, TrustPortalConfig
 from outbound import client
 from outbound.addresses import Resolver, system_resolve
