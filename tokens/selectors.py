@@ -153,9 +153,23 @@ def active_tokens_q(now: datetime) -> Q:
     return Q(revoked_at__isnull=True) & (Q(expires__isnull=True) | Q(expires__gt=now))
 
 
+MAX_LINEAGE = 16
+
+
 def token_lineage(token: AccessToken) -> tuple[int, ...]:
-    """The token, then the token that created it, and so on (the audit log's "who")."""
-    return (token.pk,)
+    """The token, then the token that created it, and so on (the audit log's "who").
+
+    No query for a token nobody's token created (exchanged and hand-made tokens); otherwise one
+    primary-key read per ancestor, at most MAX_LINEAGE in all.
+    """
+    lineage = [token.pk]
+    parent_id = token.parent_id
+    while parent_id is not None and parent_id not in lineage and len(lineage) < MAX_LINEAGE:
+        lineage.append(parent_id)
+        parent_id = (
+            AccessToken.objects.filter(pk=parent_id).values_list("parent_id", flat=True).first()
+        )
+    return tuple(lineage)
 
 
 def token_status(token: AccessToken, now: datetime) -> str:

@@ -288,3 +288,24 @@ def test_admin_form_changes_are_recorded_for_the_users_organizations(org: Organi
     row = AuditEvent.objects.get(event="user-changed-in-admin")
     assert row.organization_id == org.pk and row.actor_username == "pat"
     assert row.changes == {"changed_fields": [None, ["Email address"]]}
+
+
+def test_a_token_created_with_tokens_is_recorded_with_its_whole_lineage(
+    org: Organization, admin_token: str
+) -> None:
+    from tokens.format import hash_token
+    from tokens.models import AccessToken
+
+    root = AccessToken.objects.get(token_hash=hash_token(admin_token))
+    child = auth(APIClient(), admin_token).post(
+        "/api/orgs/acme/tokens", {"name": "child", "admin": True, "expires": 0}, format="json"
+    )
+    assert child.status_code in (200, 201), child.content
+    child_id = AccessToken.objects.get(name="child").pk
+    grandchild = auth(APIClient(), child.json()["tokenValue"]).post(
+        "/api/orgs/acme/hooks", {"displayName": "x", "email": "ops@acme.example"}, format="json"
+    )
+    assert grandchild.status_code == 201, grandchild.content
+    row = AuditEvent.objects.get(event="webhook-created")
+    assert row.actor_token_id == child_id
+    assert row.actor_token_lineage == [child_id, root.pk]
